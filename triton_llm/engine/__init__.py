@@ -1,0 +1,1 @@
+"""The build pipeline: recipe -> fetch -> checkpoint -> engine, cached in object storage."""

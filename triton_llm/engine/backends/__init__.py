@@ -1,0 +1,1 @@
+"""Build backends behind one interface: ``trtllm`` (GPU) and ``cpu`` (reference)."""

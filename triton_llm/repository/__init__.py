@@ -1,0 +1,1 @@
+"""Triton model repository: render the inflight_batcher_llm-compatible templates."""

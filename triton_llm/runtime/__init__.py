@@ -1,0 +1,1 @@
+"""The CPU reference runtime: serves the cpu backend's TensorRT-LLM checkpoints."""

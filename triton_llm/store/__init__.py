@@ -1,0 +1,1 @@
+"""Object storage for checkpoints and engines: content-addressed entries with manifests."""
