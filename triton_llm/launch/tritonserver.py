@@ -77,3 +77,44 @@ def ensure_python_backend(install: TritonInstall, *, python_version: str | None 
     shutil.copy2(source, install.python_stub)
     install.python_stub.chmod(0o755)
     return True
+
+
+def tritonserver_argv(
+    install: TritonInstall,
+    *,
+    model_repo: Path,
+    rank: int = 0,
+    world_size: int = 1,
+    http_port: int = 8000,
+    grpc_port: int = 8001,
+    metrics_port: int = 8002,
+    log_verbose: int = 0,
+    extra: tuple[str, ...] = (),
+) -> list[str]:
+    """The ``tritonserver`` command line for one rank, in TensorRT-LLM's leader mode.
+
+    Rank 0 serves HTTP, gRPC and metrics and loads every model. Ranks above 0 load only
+    ``tensorrt_llm`` with all endpoints off. Each rank gets its own python-backend
+    shared-memory prefix so ranks on one host never collide in ``/dev/shm``.
+    """
+    argv = [
+        str(install.binary),
+        f"--model-repository={model_repo}",
+        f"--backend-directory={install.backend_dir}",
+        "--disable-auto-complete-config",
+        f"--backend-config=python,shm-region-prefix-name=prefix{rank}_",
+        f"--log-verbose={log_verbose}",
+    ]
+    if rank == 0:
+        argv += [f"--http-port={http_port}", f"--grpc-port={grpc_port}", f"--metrics-port={metrics_port}"]
+        if world_size > 1:
+            argv += ["--model-control-mode=explicit", "--load-model=*"]
+    else:
+        argv += [
+            "--model-control-mode=explicit",
+            "--load-model=tensorrt_llm",
+            "--allow-http=false",
+            "--allow-grpc=false",
+            "--allow-metrics=false",
+        ]
+    return argv + list(extra)
