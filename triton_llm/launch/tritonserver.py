@@ -107,8 +107,6 @@ def tritonserver_argv(
     ]
     if rank == 0:
         argv += [f"--http-port={http_port}", f"--grpc-port={grpc_port}", f"--metrics-port={metrics_port}"]
-        if world_size > 1:
-            argv += ["--model-control-mode=explicit", "--load-model=*"]
     else:
         argv += [
             "--model-control-mode=explicit",
