@@ -7,6 +7,7 @@ APT_PACKAGES := openmpi-bin libopenmpi-dev iproute2 procps curl
 MODEL ?= smollm2-135m
 ARGS ?=
 export OMPI_ALLOW_RUN_AS_ROOT := 1
+export SHARED_CRDS_DIR ?= $(abspath ../shared/crds)
 export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM := 1
 
 .PHONY: all setup apt venv test lint demo engine serve bench clean help

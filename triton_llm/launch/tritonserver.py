@@ -89,20 +89,22 @@ def tritonserver_argv(
     grpc_port: int = 8001,
     metrics_port: int = 8002,
     log_verbose: int = 0,
+    shm_prefix: str = "prefix",
     extra: tuple[str, ...] = (),
 ) -> list[str]:
     """The ``tritonserver`` command line for one rank, in TensorRT-LLM's leader mode.
 
     Rank 0 serves HTTP, gRPC and metrics and loads every model. Ranks above 0 load only
     ``tensorrt_llm`` with all endpoints off. Each rank gets its own python-backend
-    shared-memory prefix so ranks on one host never collide in ``/dev/shm``.
+    shared-memory prefix (``{shm_prefix}{rank}_``) so ranks on one host never collide in
+    ``/dev/shm``; give concurrent groups on one host distinct ``shm_prefix`` values.
     """
     argv = [
         str(install.binary),
         f"--model-repository={model_repo}",
         f"--backend-directory={install.backend_dir}",
         "--disable-auto-complete-config",
-        f"--backend-config=python,shm-region-prefix-name=prefix{rank}_",
+        f"--backend-config=python,shm-region-prefix-name={shm_prefix}{rank}_",
         f"--log-verbose={log_verbose}",
     ]
     if rank == 0:

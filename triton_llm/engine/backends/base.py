@@ -59,9 +59,19 @@ class BuildBackend(Protocol):
         ...
 
     def plan_engine(
-        self, recipe: Recipe, *, checkpoint_dir: Path, out_dir: Path, gpu: GpuSku | None
+        self,
+        recipe: Recipe,
+        *,
+        checkpoint_dir: Path,
+        out_dir: Path,
+        gpu: GpuSku | None,
+        checkpoint_key: str,
     ) -> list[Action]:
-        """Steps that turn a TensorRT-LLM checkpoint into an engine directory in out_dir."""
+        """Steps that turn a TensorRT-LLM checkpoint into an engine directory in out_dir.
+
+        The engine dir's ``config.json`` has ``pretrained_config`` and ``build_config`` at the
+        top level (as ``trtllm-build`` writes it); the pipeline adds ``tokenizer/``.
+        """
         ...
 
 
