@@ -103,7 +103,9 @@ def load_settings(
         try:
             loaded = yaml.safe_load(config_file.read_text()) or {}
         except yaml.YAMLError as e:
-            raise ConfigError(f"settings file {config_file} is not valid YAML: {e}", path=str(config_file)) from e
+            raise ConfigError(
+                f"settings file {config_file} is not valid YAML: {e}", path=str(config_file)
+            ) from e
         if not isinstance(loaded, dict):
             raise ConfigError(f"settings file {config_file} must hold a mapping", path=str(config_file))
         data = loaded

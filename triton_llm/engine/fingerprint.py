@@ -13,7 +13,9 @@ from typing import Any
 
 def canonical_json(obj: Any) -> bytes:
     """Serialize ``obj`` so that equal data always gives equal bytes."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+    return json.dumps(
+        obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode()
 
 
 def fingerprint(obj: Any) -> str:

@@ -64,7 +64,9 @@ def read_hf_config(model_dir: Path) -> dict[str, Any]:
     """
     path = model_dir / "config.json"
     if not path.is_file():
-        raise NotFoundError(f"{model_dir} has no config.json; is it a Hugging Face checkpoint?", path=str(path))
+        raise NotFoundError(
+            f"{model_dir} has no config.json; is it a Hugging Face checkpoint?", path=str(path)
+        )
     return json.loads(path.read_text())
 
 

