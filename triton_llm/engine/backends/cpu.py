@@ -1,0 +1,162 @@
+"""The ``cpu`` build backend: a pure-Python reference that needs no GPU.
+
+The checkpoint stage converts a Hugging Face Llama folder into TensorRT-LLM's checkpoint
+layout (:mod:`triton_llm.engine.backends.cpu_convert`); the engine stage writes only a
+``config.json`` (``pretrained_config`` + ``build_config`` as ``trtllm-build`` writes, plus
+``backend: cpu`` and the checkpoint key): the CPU runtime (:mod:`triton_llm.runtime`) reads
+the checkpoint's rank files directly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from triton_llm.engine.backends.base import Action
+from triton_llm.engine.backends.cpu_convert import CONVERTER_VERSION, QUANT_ALGOS
+from triton_llm.engine.gpus import GpuSku
+from triton_llm.engine.model_info import ModelInfo
+from triton_llm.engine.recipe import Recipe
+from triton_llm.errors import RecipeError
+
+SUPPORTED_ARCHITECTURES = ("LlamaForCausalLM", "MistralForCausalLM")
+SUPPORTED_DTYPES = ("float32", "bfloat16", "float16")
+_MODULE = "triton_llm.engine.backends.cpu_convert"
+
+
+class CpuBackend:
+    """Build backend ``cpu``: TensorRT-LLM checkpoint layout, served by the CPU runtime."""
+
+    name = "cpu"
+
+    def toolchain_versions(self) -> dict[str, str]:
+        """Only what changes the output bytes: the converter format and torch (quantization rounding)."""
+        import torch
+
+        return {"cpu_backend": CONVERTER_VERSION, "torch": torch.__version__.split("+")[0]}
+
+    def check(self, recipe: Recipe, model: ModelInfo, gpu: GpuSku | None) -> list[RecipeError]:
+        """Everything the cpu converter and runtime cannot do for this recipe and model."""
+        problems: list[RecipeError] = []
+        q = recipe.quantization.format
+        if q not in QUANT_ALGOS:
+            problems.append(
+                RecipeError(
+                    f"quantization.format={q!r}: the cpu backend supports only "
+                    f"{', '.join(QUANT_ALGOS)} (rule: other formats need TensorRT-LLM kernels); "
+                    "use the trtllm backend on a GPU",
+                    field="quantization.format",
+                    value=q,
+                )
+            )
+        if recipe.quantization.kv_cache_dtype != "auto":
+            problems.append(
+                RecipeError(
+                    f"quantization.kv_cache_dtype={recipe.quantization.kv_cache_dtype!r}: the cpu runtime "
+                    "keeps the KV cache in float32 (rule: only 'auto'); use the trtllm backend on a GPU",
+                    field="quantization.kv_cache_dtype",
+                    value=recipe.quantization.kv_cache_dtype,
+                )
+            )
+        if model.architecture not in SUPPORTED_ARCHITECTURES:
+            problems.append(
+                RecipeError(
+                    f"model architecture {model.architecture!r}: the cpu backend supports "
+                    f"{', '.join(SUPPORTED_ARCHITECTURES)} (Llama family)",
+                    field="model",
+                    value=model.architecture,
+                )
+            )
+        if recipe.dtype not in SUPPORTED_DTYPES:
+            problems.append(
+                RecipeError(
+                    f"dtype={recipe.dtype!r}: the cpu backend supports {', '.join(SUPPORTED_DTYPES)}",
+                    field="dtype",
+                    value=recipe.dtype,
+                )
+            )
+        tp, pp = recipe.parallelism.tp, recipe.parallelism.pp
+        heads, kv = model.num_attention_heads, model.num_key_value_heads
+        if heads % tp or (kv % tp and tp % kv):
+            problems.append(
+                RecipeError(
+                    f"parallelism.tp={tp}: must divide num_attention_heads={heads} and either divide "
+                    f"num_key_value_heads={kv} or be a multiple of it (KV heads are then replicated)",
+                    field="parallelism.tp",
+                    value=tp,
+                )
+            )
+        if pp != 1:
+            problems.append(
+                RecipeError(
+                    f"parallelism.pp={pp}: the cpu runtime has no pipeline parallelism (rule: pp=1); "
+                    "use tensor parallelism (parallelism.tp) or the trtllm backend",
+                    field="parallelism.pp",
+                    value=pp,
+                )
+            )
+        if recipe.build.max_beam_width != 1:
+            problems.append(
+                RecipeError(
+                    f"build.max_beam_width={recipe.build.max_beam_width}: the cpu runtime does no "
+                    "beam search (rule: 1)",
+                    field="build.max_beam_width",
+                    value=recipe.build.max_beam_width,
+                )
+            )
+        return problems
+
+    def plan_checkpoint(self, recipe: Recipe, *, model_dir: Path, out_dir: Path) -> list[Action]:
+        """One in-process conversion step (see :func:`cpu_convert.convert_checkpoint`)."""
+        kwargs: dict[str, Any] = {
+            "model_dir": str(model_dir),
+            "out_dir": str(out_dir),
+            "dtype": recipe.dtype,
+            "quant_format": recipe.quantization.format,
+            "tp": recipe.parallelism.tp,
+            "pp": recipe.parallelism.pp,
+        }
+        return [
+            Action(
+                kind="python",
+                description=f"convert {recipe.name} to a TensorRT-LLM checkpoint (cpu backend)",
+                target=f"{_MODULE}:convert_checkpoint",
+                kwargs=kwargs,
+            )
+        ]
+
+    def plan_engine(
+        self,
+        recipe: Recipe,
+        *,
+        checkpoint_dir: Path,
+        out_dir: Path,
+        gpu: GpuSku | None,
+        checkpoint_key: str,
+    ) -> list[Action]:
+        """One step writing the engine ``config.json``; the weights stay in the checkpoint."""
+        b = recipe.build
+        build_config = {
+            "max_batch_size": b.max_batch_size,
+            "max_input_len": b.max_input_len,
+            "max_seq_len": b.max_seq_len,
+            "max_num_tokens": b.max_num_tokens,
+            "max_beam_width": b.max_beam_width,
+            "plugin_config": b.plugins.model_dump(mode="json"),
+            **b.features.model_dump(mode="json"),
+        }
+        runtime = {"kv_cache": "contiguous-float32", "compute_dtype": "float32", "weights": "checkpoint"}
+        return [
+            Action(
+                kind="python",
+                description=f"write the cpu engine config for {recipe.name}",
+                target=f"{_MODULE}:write_engine_config",
+                kwargs={
+                    "checkpoint_dir": str(checkpoint_dir),
+                    "out_dir": str(out_dir),
+                    "build_config": build_config,
+                    "checkpoint_key": checkpoint_key,
+                    "runtime": runtime,
+                },
+            )
+        ]
