@@ -1,0 +1,275 @@
+"""Turn a topology into an ``mpirun`` command and its environment (pure: no effects).
+
+One MPMD ``mpirun`` starts one program per rank (``-n 1 argv0 : -n 1 argv1 : ...``); for serving
+each program is a ``tritonserver`` in TensorRT-LLM's leader mode (argv from
+:func:`triton_llm.launch.tritonserver.tritonserver_argv`). Every rank carries the group marker
+``TRITONLLM_GROUP=<id>`` so the runner can find and end whatever a group leaves behind.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from triton_llm.engine.fingerprint import fingerprint
+from triton_llm.errors import LaunchError
+from triton_llm.launch.agents import Agent
+from triton_llm.launch.hosts import Host, place_ranks
+from triton_llm.launch.transport import TransportSettings, transport_mpi_args
+from triton_llm.launch.tritonserver import TritonInstall, tritonserver_argv
+
+GROUP_ENV = "TRITONLLM_GROUP"
+FORWARDED_ENV = ("PATH", "LD_LIBRARY_PATH", "PYTHONPATH", "VIRTUAL_ENV", "OMP_NUM_THREADS")
+_RANK_FILE = re.compile(r"^rank(\d+)\.(engine|safetensors|pt|bin)$")
+
+
+@dataclass(frozen=True)
+class LaunchPlan:
+    """Everything the runner needs: the command, the variables to set, and where ranks go."""
+
+    argv: list[str]
+    env: dict[str, str]
+    rank_hosts: list[str]
+    group_id: str
+    shm_prefix: str
+    agent: Agent | None = None
+    remote_hosts: list[str] = field(default_factory=list)
+
+    @property
+    def world_size(self) -> int:
+        return len(self.rank_hosts)
+
+    def render(self) -> str:
+        """The exact environment and command, as shell lines (for ``--dry-run``)."""
+        lines = [f"export {k}={shlex.quote(v)}" for k, v in sorted(self.env.items())]
+        return "\n".join([*lines, shlex.join(self.argv)])
+
+
+def group_id_for(*parts: object) -> str:
+    """A short id that is equal for equal inputs (so ``--dry-run`` output is reproducible)."""
+    return "g" + fingerprint([str(p) for p in parts])[:10]
+
+
+def shm_prefix_for(group_id: str) -> str:
+    """The python-backend shared-memory prefix of a group; rank ``i`` uses ``<prefix><i>_``."""
+    return f"tllm_{group_id}_r"
+
+
+def check_engine_ranks(engine_dir: Path, world_size: int) -> None:
+    """Check that an engine directory has one rank file per rank (``rank<i>.engine`` and friends).
+
+    Raises:
+        LaunchError: the count or the numbering does not match tp*pp; names both.
+    """
+    found = (
+        sorted(p.name for p in engine_dir.iterdir() if _RANK_FILE.match(p.name))
+        if engine_dir.is_dir()
+        else []
+    )
+    ranks = sorted(int(_RANK_FILE.match(n).group(1)) for n in found)  # type: ignore[union-attr]
+    if ranks != list(range(world_size)):
+        raise LaunchError(
+            f"tp*pp = {world_size} ranks but engine dir {engine_dir} has {len(found)} rank file(s)"
+            f" ({', '.join(found) or 'none'})",
+            path=str(engine_dir),
+            value=world_size,
+            hint="rebuild the engine for this parallelism, or set parallelism.tp/pp to match the engine",
+        )
+
+
+def build_mpi_command(
+    rank_argvs: Sequence[Sequence[str]],
+    *,
+    hosts: Sequence[Host],
+    group_id: str,
+    agent: Agent | None = None,
+    transport: TransportSettings | None = None,
+    forward_env: Sequence[str] = FORWARDED_ENV,
+    mpirun: str = "mpirun",
+) -> list[str]:
+    """The MPMD ``mpirun`` command line: one program per rank, placed on hosts by slot.
+
+    Args:
+        rank_argvs: the program of each rank, rank 0 first.
+        hosts: candidate hosts in order; the first is where mpirun runs.
+        group_id: the group marker exported to every rank.
+        agent: how to reach remote hosts (needed when ranks leave the first host).
+        transport: interface settings, passed as ``--mca``/``-x``.
+        forward_env: variables exported to every rank (``-x NAME``) if set where mpirun runs.
+        mpirun: the mpirun executable.
+
+    Raises:
+        LaunchError: fewer slots than ranks, no ranks, or remote ranks without an agent.
+    """
+    if not rank_argvs:
+        raise LaunchError("no ranks to launch")
+    placement = place_ranks(hosts, len(rank_argvs))
+    used = Counter(placement)
+    host_arg = ",".join(f"{h.name}:{used[h.name]}" for h in hosts if used[h.name])
+    argv = [mpirun, "--host", host_arg, "--bind-to", "none", "--tag-output"]
+    if len(used) > 1:
+        if agent is None:
+            raise LaunchError(f"ranks are placed on {len(used)} hosts but no remote agent is set")
+        argv += [*agent.mca_args(), "--mca", "plm_rsh_no_tree_spawn", "1"]
+    if transport is not None:
+        argv += transport_mpi_args(transport)[0]
+    argv += ["-x", GROUP_ENV]
+    for name in forward_env:
+        if name != GROUP_ENV:
+            argv += ["-x", name]
+    for i, rank_argv in enumerate(rank_argvs):
+        argv += ([":"] if i else []) + ["-n", "1", *rank_argv]
+    return argv
+
+
+def mpi_environment(
+    environ: Mapping[str, str],
+    *,
+    group_id: str,
+    transport: TransportSettings | None = None,
+    library_path: Sequence[str] = (),
+    is_root: bool = False,
+    forward_env: Sequence[str] = FORWARDED_ENV,
+) -> dict[str, str]:
+    """Variables to set for ``mpirun`` (and so, through ``-x``, for every rank).
+
+    Names in ``forward_env`` are included only when set (or, for LD_LIBRARY_PATH, when the
+    install adds entries); pass the keys of the result to :func:`build_mpi_command` as ``forward_env``.
+    """
+    env = {GROUP_ENV: group_id}
+    for name in forward_env:
+        if environ.get(name):
+            env[name] = environ[name]
+    if library_path:
+        env["LD_LIBRARY_PATH"] = ":".join([*library_path, *filter(None, [environ.get("LD_LIBRARY_PATH")])])
+    if transport is not None:
+        env.update(transport_mpi_args(transport)[1])
+    if is_root:
+        env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    return env
+
+
+def plan_mpi(
+    rank_argvs: Sequence[Sequence[str]],
+    *,
+    hosts: Sequence[Host],
+    environ: Mapping[str, str],
+    group_id: str,
+    agent: Agent | None = None,
+    transport: TransportSettings | None = None,
+    library_path: Sequence[str] = (),
+    is_root: bool = False,
+    shm_prefix: str = "",
+    mpirun: str = "mpirun",
+) -> LaunchPlan:
+    """A complete plan for any per-rank programs (Triton ranks or plain MPI programs).
+
+    Raises:
+        LaunchError: as :func:`build_mpi_command`.
+    """
+    env = mpi_environment(
+        environ, group_id=group_id, transport=transport, library_path=library_path, is_root=is_root
+    )
+    forward = [n for n in FORWARDED_ENV if n in env]
+    argv = build_mpi_command(
+        rank_argvs,
+        hosts=hosts,
+        group_id=group_id,
+        agent=agent,
+        transport=transport,
+        forward_env=forward,
+        mpirun=mpirun,
+    )
+    placement = place_ranks(hosts, len(rank_argvs))
+    remote = [h for h in dict.fromkeys(placement) if h != hosts[0].name]
+    return LaunchPlan(
+        argv=argv,
+        env=env,
+        rank_hosts=placement,
+        group_id=group_id,
+        shm_prefix=shm_prefix,
+        agent=agent,
+        remote_hosts=remote,
+    )
+
+
+def triton_rank_argvs(
+    install: TritonInstall,
+    *,
+    model_repo: Path,
+    world_size: int,
+    shm_prefix: str,
+    http_port: int = 8000,
+    grpc_port: int = 8001,
+    metrics_port: int = 8002,
+    log_verbose: int = 0,
+) -> list[list[str]]:
+    """One ``tritonserver`` argv per rank (rank 0 serves; ranks above 0 only load tensorrt_llm)."""
+    return [
+        tritonserver_argv(
+            install,
+            model_repo=model_repo,
+            rank=rank,
+            world_size=world_size,
+            http_port=http_port,
+            grpc_port=grpc_port,
+            metrics_port=metrics_port,
+            log_verbose=log_verbose,
+            shm_prefix=shm_prefix,
+        )
+        for rank in range(world_size)
+    ]
+
+
+def plan_triton_group(
+    install: TritonInstall,
+    *,
+    model_repo: Path,
+    tp: int,
+    pp: int,
+    hosts: Sequence[Host],
+    environ: Mapping[str, str],
+    agent: Agent | None = None,
+    transport: TransportSettings | None = None,
+    http_port: int = 8000,
+    grpc_port: int = 8001,
+    metrics_port: int = 8002,
+    log_verbose: int = 0,
+    is_root: bool = False,
+    group_id: str | None = None,
+    mpirun: str = "mpirun",
+) -> LaunchPlan:
+    """The plan for a Triton group of ``tp * pp`` ranks serving ``model_repo``.
+
+    Raises:
+        LaunchError: fewer slots than ranks, or remote ranks without an agent.
+    """
+    world_size = tp * pp
+    gid = group_id or group_id_for(model_repo, tp, pp, http_port, [(h.name, h.slots) for h in hosts])
+    prefix = shm_prefix_for(gid)
+    argvs = triton_rank_argvs(
+        install,
+        model_repo=model_repo,
+        world_size=world_size,
+        shm_prefix=prefix,
+        http_port=http_port,
+        grpc_port=grpc_port,
+        metrics_port=metrics_port,
+        log_verbose=log_verbose,
+    )
+    return plan_mpi(
+        argvs,
+        hosts=hosts,
+        environ=environ,
+        group_id=gid,
+        agent=agent,
+        transport=transport,
+        library_path=install.library_path(),
+        is_root=is_root,
+        shm_prefix=prefix,
+        mpirun=mpirun,
+    )
