@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from triton_llm.cli import doctor
+from triton_llm.cli import doctor, launch
 
-REGISTRY = [doctor.register]
+REGISTRY = [doctor.register, launch.register]
