@@ -1,0 +1,228 @@
+"""The ``trtllm`` build backend: TensorRT-LLM 1.2.1 on an NVIDIA GPU.
+
+1.2.1 is the last release line that builds TensorRT engines (1.3 serves the PyTorch backend
+instead), so everything version-specific stays here and in ``trtllm_1_2_1.json``:
+
+* checkpoint: ModelOpt (``examples/quantization/quantize.py``) for calibrated formats and
+  any quantized KV cache; the Llama ``convert_checkpoint.py`` for ``none``/``int8_wo``/
+  ``int4_wo`` with a model-dtype KV cache. Both write the TensorRT-LLM checkpoint layout:
+  ``config.json`` + ``rank{i}.safetensors`` for each of the tp*pp ranks.
+* engine: ``trtllm-build`` with every limit, plugin and feature taken from the recipe.
+
+Plans are pure: every argv is re-parsed against 1.2.1's flags before it is returned. The
+example scripts are not in the wheel; in the Triton TRT-LLM container they live in
+``/app/examples`` (``TRTLLM_EXAMPLES_DIR`` overrides). A missing folder fails when the plan
+runs (first action), not when it is planned, so ``--dry-run`` works anywhere.
+
+Cache keys: :meth:`TrtllmBackend.toolchain_versions` reports the installed ``tensorrt_llm``
+and ``tensorrt`` versions on a GPU builder and the pinned 1.2.1 ones elsewhere, so a
+``--dry-run`` here computes the same keys as a builder running the pinned container.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from triton_llm.engine.backends.base import Action
+from triton_llm.engine.backends.trtllm_facts import argv_problems, load_facts
+from triton_llm.engine.backends.trtllm_rules import (
+    AWQ_FORMATS,
+    QFORMAT,
+    WEIGHT_ONLY_PRECISION,
+    check_recipe,
+    uses_modelopt,
+)
+from triton_llm.engine.gpus import GpuSku
+from triton_llm.engine.model_info import ModelInfo
+from triton_llm.engine.recipe import Recipe
+from triton_llm.errors import BuildError, RecipeError
+
+EXAMPLES_ENV = "TRTLLM_EXAMPLES_DIR"
+BUILDER_IMAGE_ENV = "TRITON_LLM_BUILDER_IMAGE"
+QUANTIZE_SCRIPT = "quantization/quantize.py"
+CONVERT_SCRIPT = "models/core/llama/convert_checkpoint.py"
+
+
+def _on(flag: bool) -> str:
+    return "enable" if flag else "disable"
+
+
+def quantize_args(recipe: Recipe, *, model_dir: Path, out_dir: Path) -> list[str]:
+    """``quantize.py`` arguments (without the program) for a ModelOpt checkpoint."""
+    q = recipe.quantization
+    cal = q.calibration
+    args = [
+        "--model_dir", str(model_dir),
+        "--output_dir", str(out_dir),
+        "--dtype", recipe.dtype,
+        "--qformat", QFORMAT[q.format],
+        "--calib_dataset", cal.dataset,
+        "--calib_size", str(cal.size),
+        "--batch_size", str(cal.batch_size),
+        "--calib_max_seq_length", str(cal.max_seq_len),
+        "--tokenizer_max_seq_length", str(cal.max_seq_len),
+        "--tp_size", str(recipe.parallelism.tp),
+        "--pp_size", str(recipe.parallelism.pp),
+    ]  # fmt: skip
+    if q.format in AWQ_FORMATS:
+        args += ["--awq_block_size", str(q.group_size)]
+    if q.kv_cache_dtype != "auto":
+        args += ["--kv_cache_dtype", q.kv_cache_dtype]
+    return args
+
+
+def convert_args(recipe: Recipe, *, model_dir: Path, out_dir: Path) -> list[str]:
+    """Llama ``convert_checkpoint.py`` arguments (without the program)."""
+    args = [
+        "--model_dir", str(model_dir),
+        "--output_dir", str(out_dir),
+        "--dtype", recipe.dtype,
+        "--tp_size", str(recipe.parallelism.tp),
+        "--pp_size", str(recipe.parallelism.pp),
+    ]  # fmt: skip
+    precision = WEIGHT_ONLY_PRECISION.get(recipe.quantization.format)
+    if precision is not None:
+        args += ["--use_weight_only", "--weight_only_precision", precision]
+    return args
+
+
+def build_args(recipe: Recipe, *, checkpoint_dir: Path, out_dir: Path) -> list[str]:
+    """``trtllm-build`` arguments (without the program) for every rank of the checkpoint."""
+    b = recipe.build
+    p, f = b.plugins, b.features
+    args = [
+        "--checkpoint_dir", str(checkpoint_dir),
+        "--output_dir", str(out_dir),
+        "--max_batch_size", str(b.max_batch_size),
+        "--max_input_len", str(b.max_input_len),
+        "--max_seq_len", str(b.max_seq_len),
+        "--max_num_tokens", str(b.max_num_tokens),
+        "--max_beam_width", str(b.max_beam_width),
+        "--kv_cache_type", "paged" if f.paged_kv_cache else "continuous",
+        "--tokens_per_block", str(f.tokens_per_block),
+        "--gpt_attention_plugin", p.gpt_attention_plugin,
+        "--gemm_plugin", p.gemm_plugin,
+        "--nccl_plugin", p.nccl_plugin,
+        "--context_fmha", _on(f.context_fmha),
+        "--use_paged_context_fmha", _on(f.use_paged_context_fmha),
+        "--remove_input_padding", _on(f.remove_input_padding),
+        "--use_fused_mlp", _on(f.use_fused_mlp),
+        "--multiple_profiles", _on(f.multiple_profiles),
+        "--reduce_fusion", _on(f.reduce_fusion),
+        "--workers", str(recipe.parallelism.world_size),
+    ]  # fmt: skip
+    if f.gather_context_logits:
+        args.append("--gather_context_logits")
+    return args
+
+
+def _checked(tool: str, args: list[str]) -> list[str]:
+    problems = argv_problems(tool, args)
+    if problems:  # a bug in this module, never a user error: fail loudly at plan time
+        raise BuildError(f"planned {tool} arguments are not valid for TensorRT-LLM 1.2.1: {problems[0]}")
+    return args
+
+
+def require_examples(*, examples_dir: str, scripts: list[str]) -> None:
+    """First step of a checkpoint plan: the TensorRT-LLM example scripts must exist.
+
+    Raises:
+        BuildError: a script is missing; says how to point at the examples folder.
+    """
+    missing = [s for s in scripts if not (Path(examples_dir) / s).is_file()]
+    if missing:
+        raise BuildError(
+            f"TensorRT-LLM 1.2.1 example script(s) not found under {examples_dir}: {', '.join(missing)}",
+            path=examples_dir,
+            hint=f"run in the Triton TRT-LLM container (examples in /app/examples) or set {EXAMPLES_ENV} "
+            "to the examples/ folder of the TensorRT-LLM v1.2.1 sources",
+        )
+
+
+class TrtllmBackend:
+    """Build backend ``trtllm``: ModelOpt / convert_checkpoint, then ``trtllm-build``."""
+
+    name = "trtllm"
+
+    def __init__(
+        self,
+        *,
+        environ: Mapping[str, str] | None = None,
+        python: str = "python3",
+    ) -> None:
+        env = os.environ if environ is None else environ
+        facts = load_facts()
+        self.examples_dir = Path(env.get(EXAMPLES_ENV) or facts["toolchain"]["container_examples_dir"])
+        self.builder_image = env.get(BUILDER_IMAGE_ENV, "")
+        self.python = python
+
+    def toolchain_versions(self) -> dict[str, str]:
+        """Installed tensorrt_llm/tensorrt when importable, else the pinned 1.2.1 versions.
+
+        CUDA is not part of the key: engine compatibility follows the TensorRT version, and
+        the CUDA of the pinned container could not be confirmed (see the facts file).
+        """
+        pinned = load_facts()["toolchain"]
+        versions = {"tensorrt_llm": pinned["tensorrt_llm"], "tensorrt": pinned["tensorrt"]}
+        if importlib.util.find_spec("tensorrt_llm") is not None:
+            for dist in ("tensorrt_llm", "tensorrt"):
+                try:
+                    versions[dist] = importlib.metadata.version(dist)
+                except importlib.metadata.PackageNotFoundError:
+                    versions[dist] = "unknown"
+        if self.builder_image:
+            versions["builder_image"] = self.builder_image
+        return versions
+
+    def check(self, recipe: Recipe, model: ModelInfo, gpu: GpuSku | None) -> list[RecipeError]:
+        """Capability problems for this recipe, model and target GPU (see :mod:`trtllm_rules`)."""
+        return check_recipe(recipe, model, gpu)
+
+    def plan_checkpoint(self, recipe: Recipe, *, model_dir: Path, out_dir: Path) -> list[Action]:
+        """Check the example scripts, then run quantize.py or convert_checkpoint.py."""
+        if uses_modelopt(recipe):
+            script, tool = QUANTIZE_SCRIPT, "quantize.py"
+            args = quantize_args(recipe, model_dir=model_dir, out_dir=out_dir)
+            what = f"ModelOpt quantize ({QFORMAT[recipe.quantization.format]})"
+        else:
+            script, tool = CONVERT_SCRIPT, "convert_checkpoint.py"
+            args = convert_args(recipe, model_dir=model_dir, out_dir=out_dir)
+            what = f"convert_checkpoint ({recipe.quantization.format})"
+        ranks = recipe.parallelism.world_size
+        return [
+            Action(
+                kind="python",
+                description="check the TensorRT-LLM 1.2.1 example scripts are present",
+                target=f"{__name__}:require_examples",
+                kwargs={"examples_dir": str(self.examples_dir), "scripts": [script]},
+            ),
+            Action(
+                kind="command",
+                description=f"{what}: TensorRT-LLM checkpoint with {ranks} rank file(s)",
+                argv=(self.python, str(self.examples_dir / script), *_checked(tool, args)),
+            ),
+        ]
+
+    def plan_engine(
+        self,
+        recipe: Recipe,
+        *,
+        checkpoint_dir: Path,
+        out_dir: Path,
+        gpu: GpuSku | None,
+        checkpoint_key: str,
+    ) -> list[Action]:
+        """One ``trtllm-build`` run; it writes config.json + rank{i}.engine into out_dir."""
+        args = _checked("trtllm-build", build_args(recipe, checkpoint_dir=checkpoint_dir, out_dir=out_dir))
+        target = f" for {gpu.name} (SM{gpu.sm})" if gpu is not None else ""
+        return [
+            Action(
+                kind="command",
+                description=f"trtllm-build: {recipe.parallelism.world_size} engine rank(s){target}",
+                argv=("trtllm-build", *args),
+            )
+        ]
