@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from triton_llm.cli import doctor, launch
+from triton_llm.cli import doctor, engine, launch
 
-REGISTRY = [doctor.register, launch.register]
+REGISTRY = [engine.register, launch.register, doctor.register]

@@ -140,7 +140,36 @@ def _resolve_builtin(name: str, cache_dir: Path, notes: tuple[str, ...] = ()) ->
     )
 
 
-def _resolve_hf(source: ModelSource, cache_dir: Path) -> ResolvedSource:
+def known_model_info(repo: str) -> ModelInfo | None:
+    """Shape facts of a well-known public model, for planning offline (``--dry-run``)."""
+    facts = json.loads((Path(__file__).parent / "known_models.json").read_text())
+    return ModelInfo(**facts[repo]) if repo in facts else None
+
+
+def _unresolved_hf(source: ModelSource, reason: str) -> ResolvedSource | None:
+    assert source.hf is not None
+    info = known_model_info(source.hf)
+    if info is None:
+        return None
+    note = (
+        f"hub unreachable ({reason}): {source.hf}@{source.revision} is not resolved to a commit, "
+        "so the keys below are provisional; shapes come from triton_llm/engine/known_models.json"
+    )
+    return ResolvedSource(
+        kind="hf",
+        identity={
+            "hf": source.hf,
+            "commit": None,
+            "revision": source.revision,
+            "allow_patterns": list(source.allow_patterns),
+        },
+        model_info=info,
+        location=source.hf,
+        notes=(note,),
+    )
+
+
+def _resolve_hf(source: ModelSource, cache_dir: Path, *, allow_unresolved: bool = False) -> ResolvedSource:
     from huggingface_hub import HfApi, hf_hub_download
     from huggingface_hub.errors import LocalEntryNotFoundError, OfflineModeIsEnabled
 
@@ -165,6 +194,9 @@ def _resolve_hf(source: ModelSource, cache_dir: Path) -> ResolvedSource:
                 )
                 log.warning(note)
                 return _resolve_builtin(source.offline_fallback, cache_dir, (note,))
+            unresolved = _unresolved_hf(source, reason) if allow_unresolved else None
+            if unresolved is not None:
+                return unresolved
             raise TransientStoreError(
                 f"cannot resolve {source.hf}@{source.revision}: {reason}",
                 hint="check network access to the hub, or pre-download into the HF cache, or use model.local",
@@ -238,8 +270,11 @@ def _resolve_s3(source: ModelSource) -> ResolvedSource:
     )
 
 
-def resolve_source(source: ModelSource, *, cache_dir: Path) -> ResolvedSource:
+def resolve_source(source: ModelSource, *, cache_dir: Path, allow_unresolved: bool = False) -> ResolvedSource:
     """Pin a model source to its identity and read its shape facts (no weights fetched).
+
+    ``allow_unresolved`` (for ``--dry-run``) plans an unreachable hub model of known shape with a
+    provisional identity instead of failing.
 
     Raises:
         NotFoundError: a local folder, package or s3 prefix is missing.
@@ -248,7 +283,7 @@ def resolve_source(source: ModelSource, *, cache_dir: Path) -> ResolvedSource:
     if source.builtin:
         return _resolve_builtin(source.builtin, cache_dir)
     if source.hf:
-        return _resolve_hf(source, cache_dir)
+        return _resolve_hf(source, cache_dir, allow_unresolved=allow_unresolved)
     if source.local:
         return _resolve_local(source, cache_dir)
     return _resolve_s3(source)
@@ -313,18 +348,34 @@ def materialize_builtin(name: str, dest: Path) -> Path:
     return dest
 
 
-def materialize(resolved: ResolvedSource, *, cache_dir: Path) -> Path:
-    """Make the resolved source available as a local Hugging Face-format folder.
-
-    Raises:
-        BuildError: the download or conversion failed.
-    """
+def model_dir_for(resolved: ResolvedSource, *, cache_dir: Path) -> Path:
+    """Where :func:`materialize` puts (or finds) the Hugging Face-format folder."""
     from triton_llm.engine.fingerprint import fingerprint
 
     if resolved.kind == "local":
         return Path(resolved.location)
+    if resolved.kind == "hf":
+        from huggingface_hub.constants import HF_HUB_CACHE
+
+        repo_folder = "models--" + resolved.location.replace("/", "--")
+        commit = resolved.identity["commit"] or f"<{resolved.identity.get('revision', 'main')}>"
+        return Path(HF_HUB_CACHE) / repo_folder / "snapshots" / commit
+    return cache_dir / "models" / f"{resolved.kind}-{fingerprint(resolved.identity)[:16]}"
+
+
+def materialize(resolved: ResolvedSource, *, cache_dir: Path) -> Path:
+    """Make the resolved source available as a local Hugging Face-format folder.
+
+    Returns:
+        The folder, which is ``model_dir_for(resolved, cache_dir=cache_dir)``.
+
+    Raises:
+        BuildError: the download or conversion failed.
+    """
+    dest = model_dir_for(resolved, cache_dir=cache_dir)
+    if resolved.kind == "local":
+        return dest
     if resolved.kind == "builtin":
-        dest = cache_dir / "models" / f"builtin-{fingerprint(resolved.identity)[:16]}"
         return materialize_builtin(resolved.identity["builtin"], dest)
     if resolved.kind == "hf":
         from huggingface_hub import snapshot_download
@@ -340,7 +391,6 @@ def materialize(resolved: ResolvedSource, *, cache_dir: Path) -> Path:
             )
         except Exception as e:
             raise BuildError(f"fetching {resolved.location}@{resolved.identity['commit']} failed: {e}") from e
-    dest = cache_dir / "models" / f"s3-{fingerprint(resolved.identity)[:16]}"
     if (dest / "config.json").is_file():
         return dest
     bucket, prefix = _split_s3(resolved.location)

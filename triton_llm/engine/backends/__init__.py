@@ -1,1 +1,42 @@
-"""Build backends behind one interface: ``trtllm`` (GPU) and ``cpu`` (reference)."""
+"""Build backends behind one interface: ``trtllm`` (GPU, TensorRT-LLM 1.2.1) and ``cpu`` (reference).
+
+:func:`select_backend` picks ``trtllm`` when a GPU and ``tensorrt_llm`` are present and
+``cpu`` otherwise; a name overrides the choice.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+from pathlib import Path
+
+from triton_llm.engine.backends.base import Action, BuildBackend, run_actions
+from triton_llm.errors import UsageError
+
+BACKENDS = ("trtllm", "cpu")
+
+__all__ = ["BACKENDS", "Action", "BuildBackend", "gpu_present", "run_actions", "select_backend"]
+
+
+def gpu_present() -> bool:
+    """True when an NVIDIA GPU is visible (a device node and nvidia-smi)."""
+    return Path("/dev/nvidia0").exists() and shutil.which("nvidia-smi") is not None
+
+
+def select_backend(name: str | None = None) -> BuildBackend:
+    """The named backend, or the automatic choice.
+
+    Raises:
+        UsageError: an unknown backend name.
+    """
+    if name is None:
+        name = "trtllm" if gpu_present() and importlib.util.find_spec("tensorrt_llm") else "cpu"
+    if name == "trtllm":
+        from triton_llm.engine.backends.trtllm import TrtllmBackend
+
+        return TrtllmBackend()
+    if name == "cpu":
+        from triton_llm.engine.backends.cpu import CpuBackend
+
+        return CpuBackend()
+    raise UsageError(f"unknown backend {name!r}", field="backend", value=name, hint=f"use one of {BACKENDS}")

@@ -1,0 +1,50 @@
+"""Flags shared by several commands, and settings resolution from them."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from triton_llm.settings import Settings, load_settings
+
+
+def add_store_flags(p: argparse.ArgumentParser) -> None:
+    """--store and --endpoint-url."""
+    p.add_argument(
+        "--store",
+        metavar="URI",
+        help="object store: s3://bucket/prefix or file:///dir (default: $TRITON_LLM_STORE, "
+        "else file://<cache dir>/store)",
+    )
+    p.add_argument(
+        "--endpoint-url",
+        metavar="URL",
+        help="S3-compatible endpoint (default: AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL / AWS)",
+    )
+
+
+def add_recipe_flags(p: argparse.ArgumentParser) -> None:
+    """--set and --backend."""
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override a recipe field, as helm --set does (repeatable), e.g. --set parallelism.tp=3",
+    )
+    p.add_argument(
+        "--backend",
+        choices=["trtllm", "cpu"],
+        help="build backend (default: trtllm when a GPU and tensorrt_llm are present, else cpu)",
+    )
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """Settings with flags taking precedence over environment and settings file."""
+    flags: dict[str, Any] = {}
+    if getattr(args, "store", None):
+        flags["store"] = args.store
+    if getattr(args, "endpoint_url", None):
+        flags["s3_endpoint_url"] = args.endpoint_url
+    return load_settings(flags)

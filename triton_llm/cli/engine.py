@@ -1,0 +1,155 @@
+"""``triton-llm engine``: build, list, show and pull engines and checkpoints."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from triton_llm.cli._common import add_recipe_flags, add_store_flags, settings_from_args
+from triton_llm.engine.backends import select_backend
+from triton_llm.engine.pipeline import build, make_plan, pull
+from triton_llm.engine.plan import BuildPlan
+from triton_llm.engine.recipe import list_recipes, load_recipe
+from triton_llm.store import find_entry, list_entries, open_store
+
+BUILD_EXAMPLES = """examples:
+  triton-llm engine build smollm2-135m
+  triton-llm engine build smollm2-135m --set parallelism.tp=3 --set quantization.format=int8_wo
+  triton-llm engine build llama-3.1-70b-instruct --backend trtllm --dry-run
+  triton-llm engine build engines/my-model.yaml --store s3://models/triton-llm --endpoint-url http://minio:9000
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    engine = sub.add_parser(
+        "engine",
+        help="build, list, show and pull engines",
+        description="Build engines from recipes and manage the content-addressed engine cache.",
+    )
+    esub = engine.add_subparsers(dest="engine_command", metavar="SUBCOMMAND", required=True)
+    raw = argparse.RawDescriptionHelpFormatter
+
+    p = esub.add_parser(
+        "build",
+        help="build a recipe (cache hits are skipped)",
+        description="Fetch, convert/quantize and compile a recipe; publish checkpoint and engine to the store.",
+        epilog=BUILD_EXAMPLES,
+        formatter_class=raw,
+    )
+    p.add_argument("recipe", metavar="RECIPE", help="a recipe name in engines/ or a path to a YAML file")
+    add_recipe_flags(p)
+    add_store_flags(p)
+    p.add_argument("--force", action="store_true", help="rebuild every stage even when the store has it")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the stage plan with keys and exact commands; run nothing",
+    )
+    p.set_defaults(func=run_build)
+
+    p = esub.add_parser(
+        "ls",
+        help="list stored entries",
+        description="List the checkpoints and engines in the store.",
+        epilog="examples:\n  triton-llm engine ls\n  triton-llm engine ls --stage engine --json",
+        formatter_class=raw,
+    )
+    p.add_argument("--stage", choices=["checkpoint", "engine"], help="only this stage")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--recipes", action="store_true", help="list the known recipes instead")
+    add_store_flags(p)
+    p.set_defaults(func=run_ls)
+
+    p = esub.add_parser(
+        "show",
+        help="print an entry's manifest",
+        description="Print the manifest of a stored entry (files, sizes, sha256, fingerprint inputs).",
+        epilog="example:\n  triton-llm engine show 3f2a9c1d",
+        formatter_class=raw,
+    )
+    p.add_argument("key", metavar="KEY", help="an entry key, or a unique prefix of at least 8 hex digits")
+    add_store_flags(p)
+    p.set_defaults(func=run_show)
+
+    p = esub.add_parser(
+        "pull",
+        help="restore an entry into a directory, verified",
+        description="Restore any stage's entry (checkpoint or engine) by key; a no-op when DEST already matches.",
+        epilog="example:\n  triton-llm engine pull 3f2a9c1d --dest /models/engine",
+        formatter_class=raw,
+    )
+    p.add_argument("key", metavar="KEY", help="an entry key, or a unique prefix of at least 8 hex digits")
+    p.add_argument("--dest", required=True, metavar="DIR", help="directory to restore into")
+    add_store_flags(p)
+    p.set_defaults(func=run_pull)
+
+
+def _print_plan(plan: BuildPlan) -> None:
+    src = plan.source
+    print(f"recipe {plan.recipe.name}: backend {plan.backend}")
+    print(f"source {src.kind} {src.location}: {json.dumps(src.identity, sort_keys=True)[:200]}")
+    for note in src.notes:
+        print(f"note: {note}")
+    for stage in plan.stages:
+        gpu = f" [{stage.gpu.name} sm{stage.gpu.sm}]" if stage.gpu else ""
+        print(f"\nstage {stage.stage}{gpu}  key {stage.key}")
+        print(f"  output {stage.out_dir}")
+        for action in stage.actions:
+            prefix = "$" if action.kind == "command" else "call"
+            print(f"  {prefix} {action.render()}")
+
+
+def run_build(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    settings = settings_from_args(args)
+    recipe = load_recipe(args.recipe, overrides=args.overrides, extra_dir=settings.engines_dir)
+    if args.dry_run:
+        _print_plan(
+            make_plan(recipe, settings=settings, backend=select_backend(args.backend), allow_unresolved=True)
+        )
+        return 0
+    result = build(recipe, settings=settings, backend=args.backend, force=args.force)
+    for outcome in result.outcomes:
+        state = "cache hit" if outcome.cached else "built"
+        gpu = f" {outcome.gpu}" if outcome.gpu else ""
+        print(f"{outcome.stage}{gpu}: {outcome.key} ({state})")
+    return 0
+
+
+def run_ls(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    if args.recipes:
+        for name, path in list_recipes(settings.engines_dir).items():
+            print(f"{name:32} {path}")
+        return 0
+    entries = list_entries(open_store(settings.store_uri(), settings=settings), stage=args.stage)
+    if args.json:
+        json.dump([m.model_dump(mode="json", exclude={"files"}) for m in entries], sys.stdout, indent=1)
+        print()
+        return 0
+    print(f"{'STAGE':10} {'KEY':64} {'SIZE':>10} {'BACKEND':7} {'GPU':10} CREATED")
+    for m in entries:
+        gpu = (m.fingerprint_inputs.get("gpu") or {}).get("sku", "-")
+        size = f"{m.total_size / (1 << 20):.1f}MiB"
+        print(
+            f"{m.stage:10} {m.key:64} {size:>10} {m.fingerprint_inputs.get('backend', '-'):7} {gpu:10} {m.created}"
+        )
+    return 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    manifest = find_entry(open_store(settings.store_uri(), settings=settings), args.key)
+    print(json.dumps(manifest.model_dump(mode="json"), indent=1, sort_keys=True))
+    return 0
+
+
+def run_pull(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    settings = settings_from_args(args)
+    stage, dest = pull(args.key, Path(args.dest), settings=settings)
+    print(f"{stage} {args.key} restored and verified in {dest}")
+    return 0

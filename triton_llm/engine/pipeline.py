@@ -1,0 +1,319 @@
+"""Run a build plan: fetch, checkpoint and engine stages, each skipped on a cache hit.
+
+Stage outputs are written into a fresh work dir, then published to the object store; an
+entry exists once its manifest is written. Engines are also restored by key for serving
+(:func:`ensure_local_engine`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+import subprocess
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from triton_llm._progress import progress
+from triton_llm.engine.backends import BuildBackend, run_actions, select_backend
+from triton_llm.engine.fetch import materialize, model_dir_for, resolve_source
+from triton_llm.engine.gpus import GPU_SKUS, GpuSku
+from triton_llm.engine.plan import BuildPlan, StagePlan, plan_build
+from triton_llm.engine.recipe import Recipe, load_recipe, recipe_from_mapping, resolve_recipe_path
+from triton_llm.errors import BuildError, IncompatibleError, NotFoundError
+from triton_llm.settings import Settings
+from triton_llm.store import find_entry, open_store, publish, read_manifest, restore
+
+log = logging.getLogger(__name__)
+
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "chat_template.jinja",
+    "chat_template.json",
+    "tokenizer.model",
+    "vocab.json",
+    "merges.txt",
+    "generation_config.json",
+)
+RECIPE_FILE = "recipe.json"
+
+
+@dataclass
+class StageOutcome:
+    """What happened to one stage in a build."""
+
+    stage: str
+    key: str
+    cached: bool
+    gpu: str | None = None
+
+
+@dataclass
+class BuildResult:
+    """The plan and, per stage, whether it was a cache hit."""
+
+    plan: BuildPlan
+    outcomes: list[StageOutcome] = field(default_factory=list)
+
+    @property
+    def engine_keys(self) -> list[str]:
+        return [e.key for e in self.plan.engines]
+
+
+@dataclass(frozen=True)
+class LocalEngine:
+    """A verified engine (and, for cpu engines, its checkpoint) on local disk."""
+
+    key: str
+    engine_dir: Path
+    checkpoint_dir: Path | None
+    recipe: Recipe
+    engine_config: dict[str, Any]
+
+    @property
+    def tokenizer_dir(self) -> Path:
+        return self.engine_dir / "tokenizer"
+
+    @property
+    def backend(self) -> str:
+        return str(self.engine_config.get("backend", "trtllm"))
+
+
+def make_plan(
+    recipe: Recipe, *, settings: Settings, backend: BuildBackend, allow_unresolved: bool = False
+) -> BuildPlan:
+    """Resolve the model source (metadata only) and plan every stage.
+
+    Raises:
+        RecipeErrors: the recipe is invalid for this model or backend.
+    """
+    source = resolve_source(recipe.model, cache_dir=settings.cache_dir, allow_unresolved=allow_unresolved)
+    return plan_build(
+        recipe,
+        source=source,
+        backend=backend,
+        model_dir=model_dir_for(source, cache_dir=settings.cache_dir),
+        work_dir=settings.cache_dir / "work",
+    )
+
+
+def local_gpu() -> GpuSku | None:
+    """The SKU of GPU 0 on this machine, if any (matched on nvidia-smi's product name)."""
+    if shutil.which("nvidia-smi") is None:
+        return None
+    proc = subprocess.run(
+        ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0 or not proc.stdout.strip():
+        return None
+    name = proc.stdout.splitlines()[0].strip().replace(" ", "-")
+    for sku in GPU_SKUS.values():
+        if sku.product_label.lower() == name.lower() or sku.name.lower() in name.lower():
+            return sku
+    return None
+
+
+def _fresh_dir(path: Path) -> Path:
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+    return path
+
+
+def copy_tokenizer(model_dir: Path, dest: Path) -> None:
+    """Copy the tokenizer files (and chat template) of a Hugging Face folder into ``dest``."""
+    dest.mkdir(parents=True, exist_ok=True)
+    copied = 0
+    for name in TOKENIZER_FILES:
+        if (model_dir / name).is_file():
+            shutil.copy2(model_dir / name, dest / name)
+            copied += 1
+    if not copied:
+        raise BuildError(f"{model_dir} has no tokenizer files ({', '.join(TOKENIZER_FILES[:3])}, ...)")
+
+
+def entry_dir(settings: Settings, stage: str, key: str) -> Path:
+    """Where a restored store entry lives locally."""
+    return settings.cache_dir / "entries" / stage / key
+
+
+def _run_stage(stage: StagePlan, *, say: Callable[[str], None]) -> None:
+    _fresh_dir(stage.out_dir)
+    with progress(f"{stage.stage} {stage.key[:12]}", total=len(stage.actions), unit="step") as bar:
+        for action in stage.actions:
+            say(f"  {action.description}")
+            run_actions([action])
+            bar.update(1)
+
+
+def build(
+    recipe: Recipe,
+    *,
+    settings: Settings,
+    backend: str | None = None,
+    force: bool = False,
+    say: Callable[[str], None] = print,
+) -> BuildResult:
+    """Build (or find in the store) the checkpoint and every engine of a recipe.
+
+    Raises:
+        RecipeErrors: invalid recipe, before anything is fetched.
+        BuildError: a stage failed.
+        IncompatibleError: an engine targets a GPU this machine does not have.
+    """
+    be = select_backend(backend)
+    plan = make_plan(recipe, settings=settings, backend=be)
+    store = open_store(settings.store_uri(), settings=settings)
+    result = BuildResult(plan=plan)
+    ck = plan.checkpoint
+    say(f"recipe {recipe.name}: backend {be.name}, store {settings.store_uri()}")
+
+    ck_cached = not force and read_manifest(store, stage="checkpoint", key=ck.key) is not None
+    ck_local: Path | None = None
+    if ck_cached:
+        say(f"checkpoint {ck.key}: cache hit")
+    else:
+        say(f"fetch {plan.source.kind} {plan.source.location}")
+        model_dir = materialize(plan.source, cache_dir=settings.cache_dir)
+        say(f"checkpoint {ck.key}: building")
+        _run_stage(ck, say=say)
+        copy_tokenizer(model_dir, ck.out_dir / "tokenizer")
+        res = publish(
+            store,
+            ck.out_dir,
+            stage="checkpoint",
+            key=ck.key,
+            fingerprint_inputs=ck.inputs,
+            versions=be.toolchain_versions(),
+            transfer=settings.transfer,
+        )
+        if not res.won:
+            say(f"checkpoint {ck.key}: another builder published it first; using that entry")
+        ck_local = ck.out_dir if res.won else None
+    result.outcomes.append(StageOutcome("checkpoint", ck.key, ck_cached))
+
+    here = local_gpu()
+    for eng in plan.engines:
+        gpu_name = eng.gpu.name if eng.gpu else None
+        if not force and read_manifest(store, stage="engine", key=eng.key) is not None:
+            say(f"engine {eng.key} ({gpu_name or be.name}): cache hit")
+            result.outcomes.append(StageOutcome("engine", eng.key, True, gpu_name))
+            continue
+        if eng.gpu is not None and (here is None or here.sm != eng.gpu.sm or here.name != eng.gpu.name):
+            raise IncompatibleError(
+                f"engine for {eng.gpu.name} (SM {eng.gpu.sm}) must be built on that GPU; "
+                f"this machine has {here.name if here else 'no GPU'}",
+                key=eng.key,
+                hint="run the build on a matching node (the Helm chart's engine-build Job), or use --dry-run",
+            )
+        if ck_local is None:
+            ck_local = ck.out_dir
+            restore(store, ck_local, stage="checkpoint", key=ck.key, transfer=settings.transfer)
+        say(f"engine {eng.key} ({gpu_name or be.name}): building")
+        _run_stage(eng, say=say)
+        shutil.copytree(ck_local / "tokenizer", eng.out_dir / "tokenizer")
+        (eng.out_dir / RECIPE_FILE).write_text(json.dumps(recipe.model_dump(mode="json"), indent=2) + "\n")
+        res = publish(
+            store,
+            eng.out_dir,
+            stage="engine",
+            key=eng.key,
+            fingerprint_inputs=eng.inputs,
+            versions=be.toolchain_versions(),
+            transfer=settings.transfer,
+        )
+        if not res.won:
+            say(f"engine {eng.key}: another builder published it first; using that entry")
+        result.outcomes.append(StageOutcome("engine", eng.key, False, gpu_name))
+    return result
+
+
+_KEY = re.compile(r"^[0-9a-f]{8,64}$")
+
+
+def looks_like_key(ref: str) -> bool:
+    """True for a hex cache key (or a unique prefix of at least 8 hex digits)."""
+    return bool(_KEY.match(ref))
+
+
+def pull(key: str, dest: Path, *, settings: Settings) -> tuple[str, Path]:
+    """Restore any stage's entry (checkpoint or engine) by key into ``dest``; returns (stage, dest)."""
+    store = open_store(settings.store_uri(), settings=settings)
+    manifest = find_entry(store, key)
+    restore(store, dest, stage=manifest.stage, key=manifest.key, transfer=settings.transfer)
+    return manifest.stage, dest
+
+
+def restore_engine(key: str, *, settings: Settings) -> LocalEngine:
+    """Restore an engine entry (and the checkpoint a cpu engine serves) into the local cache.
+
+    Raises:
+        NotFoundError: no engine with that key in the store.
+    """
+    store = open_store(settings.store_uri(), settings=settings)
+    manifest = find_entry(store, key)
+    if manifest.stage != "engine":
+        raise NotFoundError(f"{key} is a {manifest.stage} entry, not an engine", key=key)
+    eng_dir = entry_dir(settings, "engine", manifest.key)
+    restore(store, eng_dir, stage="engine", key=manifest.key, transfer=settings.transfer)
+    config = json.loads((eng_dir / "config.json").read_text())
+    recipe = recipe_from_mapping(
+        json.loads((eng_dir / RECIPE_FILE).read_text()), source=f"engine {manifest.key}"
+    )
+    ck_dir = None
+    if config.get("backend") == "cpu":
+        ck_key = config["checkpoint_key"]
+        ck_dir = entry_dir(settings, "checkpoint", ck_key)
+        restore(store, ck_dir, stage="checkpoint", key=ck_key, transfer=settings.transfer)
+    return LocalEngine(
+        key=manifest.key, engine_dir=eng_dir, checkpoint_dir=ck_dir, recipe=recipe, engine_config=config
+    )
+
+
+def ensure_local_engine(
+    ref: str,
+    *,
+    settings: Settings,
+    overrides: Iterable[str] = (),
+    backend: str | None = None,
+    say: Callable[[str], None] = print,
+) -> LocalEngine:
+    """A recipe (built if needed) or an engine key, restored and verified on local disk.
+
+    For a recipe with several target GPUs, the engine for this machine's GPU is used.
+
+    Raises:
+        NotFoundError: neither a recipe nor a stored engine key.
+        RecipeErrors / BuildError: as :func:`build`.
+    """
+    overrides = list(overrides)
+    is_recipe = True
+    try:
+        resolve_recipe_path(ref, extra_dir=settings.engines_dir)
+    except NotFoundError:
+        if not looks_like_key(ref):
+            raise
+        is_recipe = False
+    if not is_recipe:
+        if overrides:
+            raise IncompatibleError(
+                f"--set cannot change a built engine ({ref}); pass a recipe instead", key=ref
+            )
+        return restore_engine(ref, settings=settings)
+    recipe = load_recipe(ref, overrides=overrides, extra_dir=settings.engines_dir)
+    result = build(recipe, settings=settings, backend=backend, say=say)
+    here = local_gpu()
+    chosen = result.plan.engines[0]
+    for eng in result.plan.engines:
+        if eng.gpu is not None and here is not None and eng.gpu.name == here.name:
+            chosen = eng
+    return restore_engine(chosen.key, settings=settings)

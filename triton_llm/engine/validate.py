@@ -1,0 +1,112 @@
+"""Plan-time validation: every recipe problem, found before any weights are fetched or built.
+
+Each problem is a :class:`RecipeError` naming the field, the value and the rule. Rules that
+depend on the model read :class:`ModelInfo` (config.json or GGUF metadata only); rules that
+depend on the build backend come from ``backend.check``.
+"""
+
+from __future__ import annotations
+
+from triton_llm.engine.backends.base import BuildBackend
+from triton_llm.engine.gpus import GpuSku, gpu_sku
+from triton_llm.engine.model_info import ModelInfo
+from triton_llm.engine.recipe import Recipe
+from triton_llm.errors import RecipeError, RecipeErrors
+
+
+def model_rules(recipe: Recipe, model: ModelInfo) -> list[RecipeError]:
+    """Rules that hold for every backend: parallel split and sequence limits vs the model."""
+    errors: list[RecipeError] = []
+    tp, pp = recipe.parallelism.tp, recipe.parallelism.pp
+    heads, kv = model.num_attention_heads, model.num_key_value_heads
+    if heads % tp:
+        errors.append(
+            RecipeError(
+                f"parallelism.tp={tp}: must divide the model's {heads} attention heads "
+                f"(rule: tp divides num_attention_heads; valid tp: {_divisors(heads)})",
+                field="parallelism.tp",
+                value=tp,
+            )
+        )
+    if kv % tp and tp % kv:
+        errors.append(
+            RecipeError(
+                f"parallelism.tp={tp}: must divide the model's {kv} KV heads, or be a multiple of it "
+                f"(rule: KV heads split evenly or are replicated)",
+                field="parallelism.tp",
+                value=tp,
+            )
+        )
+    if pp > model.num_hidden_layers:
+        errors.append(
+            RecipeError(
+                f"parallelism.pp={pp}: exceeds the model's {model.num_hidden_layers} layers "
+                f"(rule: pp <= num_hidden_layers)",
+                field="parallelism.pp",
+                value=pp,
+            )
+        )
+    if recipe.build.max_seq_len > model.max_position_embeddings:
+        errors.append(
+            RecipeError(
+                f"build.max_seq_len={recipe.build.max_seq_len}: exceeds the model's "
+                f"{model.max_position_embeddings} positions (rule: max_seq_len <= max_position_embeddings)",
+                field="build.max_seq_len",
+                value=recipe.build.max_seq_len,
+            )
+        )
+    if (
+        recipe.build.max_num_tokens < recipe.build.max_input_len
+        and not recipe.build.features.use_paged_context_fmha
+    ):
+        errors.append(
+            RecipeError(
+                f"build.max_num_tokens={recipe.build.max_num_tokens}: below max_input_len="
+                f"{recipe.build.max_input_len} (rule: a whole prompt must fit one step unless "
+                f"build.features.use_paged_context_fmha enables chunked context)",
+                field="build.max_num_tokens",
+                value=recipe.build.max_num_tokens,
+            )
+        )
+    return errors
+
+
+def _divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def target_gpus(recipe: Recipe) -> tuple[list[GpuSku], list[RecipeError]]:
+    """The recipe's target SKUs, and an error for each unknown name."""
+    skus: list[GpuSku] = []
+    errors: list[RecipeError] = []
+    for i, name in enumerate(recipe.target.gpus):
+        try:
+            skus.append(gpu_sku(name, field=f"target.gpus[{i}]"))
+        except RecipeError as e:
+            errors.append(e)
+    return skus, errors
+
+
+def validate(recipe: Recipe, model: ModelInfo, backend: BuildBackend) -> list[GpuSku | None]:
+    """Check a recipe against its model and backend; return the engine targets.
+
+    Returns:
+        One entry per engine to build: a GpuSku, or None for a GPU-less backend target.
+
+    Raises:
+        RecipeErrors: every problem found, all at once.
+    """
+    skus, errors = target_gpus(recipe)
+    errors += model_rules(recipe, model)
+    targets: list[GpuSku | None] = list(skus) if skus else [None]
+    # A backend may restate a generic rule; report each (field, value) problem once.
+    seen = {str(e) for e in errors} | {f"{e.field}={e.value!r}" for e in errors if e.field}
+    for gpu in targets:
+        for e in backend.check(recipe, model, gpu):
+            tag = f"{e.field}={e.value!r}" if e.field else str(e)
+            if str(e) not in seen and tag not in seen:
+                seen.update((str(e), tag))
+                errors.append(e)
+    if errors:
+        raise RecipeErrors(errors)
+    return targets
