@@ -34,7 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = esub.add_parser(
         "build",
         help="build a recipe (cache hits are skipped)",
-        description="Fetch, convert/quantize and compile a recipe; publish checkpoint and engine to the store.",
+        description="Fetch, convert/quantize and compile a recipe; publish checkpoint and engine "
+        "to the store.",
         epilog=BUILD_EXAMPLES,
         formatter_class=raw,
     )
@@ -76,7 +77,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = esub.add_parser(
         "pull",
         help="restore an entry into a directory, verified",
-        description="Restore any stage's entry (checkpoint or engine) by key; a no-op when DEST already matches.",
+        description="Restore any stage's entry (checkpoint or engine) by key, verified; "
+        "a no-op when DEST already matches.",
         epilog="example:\n  triton-llm engine pull 3f2a9c1d --dest /models/engine",
         formatter_class=raw,
     )
@@ -133,9 +135,8 @@ def run_ls(args: argparse.Namespace) -> int:
     for m in entries:
         gpu = (m.fingerprint_inputs.get("gpu") or {}).get("sku", "-")
         size = f"{m.total_size / (1 << 20):.1f}MiB"
-        print(
-            f"{m.stage:10} {m.key:64} {size:>10} {m.fingerprint_inputs.get('backend', '-'):7} {gpu:10} {m.created}"
-        )
+        backend = m.fingerprint_inputs.get("backend", "-")
+        print(f"{m.stage:10} {m.key:64} {size:>10} {backend:7} {gpu:10} {m.created}")
     return 0
 
 
