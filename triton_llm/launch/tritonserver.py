@@ -10,9 +10,11 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from triton_llm.errors import ServeError
 
@@ -118,3 +120,258 @@ def tritonserver_argv(
             "--allow-metrics=false",
         ]
     return argv + list(extra)
+
+
+# --- single-server runner -------------------------------------------------------------------
+
+
+def server_env(install: TritonInstall, *, base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment tritonserver and its python stubs need to run this venv's code.
+
+    The stub links ``libpython3.X``; it must load the same Python as this interpreter
+    (PYTHONHOME, and its lib dir on LD_LIBRARY_PATH), see this venv's packages and the
+    project (PYTHONPATH), and find this venv first on PATH. Bundled shared libraries of the
+    pytriton wheel go on LD_LIBRARY_PATH too.
+    """
+    import sysconfig
+
+    env = dict(os.environ if base is None else base)
+    home = Path(sys.base_prefix)
+    libs = [*install.library_path()]
+    if (home / "lib").is_dir() and any((home / "lib").glob("libpython3*.so*")):
+        libs.insert(0, str(home / "lib"))
+    env["LD_LIBRARY_PATH"] = os.pathsep.join([*libs, *filter(None, [env.get("LD_LIBRARY_PATH")])])
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "/usr/bin:/bin")])
+    project = str(Path(__file__).resolve().parents[2])
+    site = sysconfig.get_paths()["purelib"]
+    env["PYTHONPATH"] = os.pathsep.join([project, site, *filter(None, [env.get("PYTHONPATH")])])
+    env["PYTHONHOME"] = str(home)
+    env.pop("PYTHONSTARTUP", None)
+    return env
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free right now on ``host``."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def shm_leftovers(prefix: str) -> list[Path]:
+    """Python-backend shared-memory regions under /dev/shm that start with ``prefix``."""
+    shm = Path("/dev/shm")
+    return sorted(shm.glob(f"{prefix}*")) if shm.is_dir() else []
+
+
+class TritonServer:
+    """One tritonserver process on 127.0.0.1 with free (or given) ports.
+
+    ``start()`` launches it in its own process group; ``wait_ready()`` polls
+    ``/v2/health/ready``; ``stop()`` sends SIGTERM, then SIGKILL to the whole group after
+    a grace period, so no server or python stub survives, and removes the group's
+    ``/dev/shm`` regions (each server has its own ``shm_prefix``).
+    """
+
+    def __init__(
+        self,
+        model_repo: Path,
+        *,
+        install: TritonInstall | None = None,
+        http_port: int | None = None,
+        grpc_port: int | None = None,
+        metrics_port: int | None = None,
+        log_path: Path | None = None,
+        log_verbose: int = 0,
+        host: str = "127.0.0.1",
+        extra: tuple[str, ...] = (),
+    ) -> None:
+        import secrets
+
+        self.model_repo = Path(model_repo)
+        self.install = install or find_triton()
+        self.host = host
+        self.http_port = http_port or free_port(host)
+        self.grpc_port = grpc_port or free_port(host)
+        self.metrics_port = metrics_port or free_port(host)
+        self.log_path = log_path
+        self.log_verbose = log_verbose
+        self.shm_prefix = f"tllm{secrets.token_hex(4)}_"
+        self.extra = extra
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def http_url(self) -> str:
+        return f"{self.host}:{self.http_port}"
+
+    @property
+    def grpc_url(self) -> str:
+        return f"{self.host}:{self.grpc_port}"
+
+    def argv(self) -> list[str]:
+        """The server's command line (tritonserver_argv, bound to ``host``)."""
+        return tritonserver_argv(
+            self.install,
+            model_repo=self.model_repo,
+            http_port=self.http_port,
+            grpc_port=self.grpc_port,
+            metrics_port=self.metrics_port,
+            log_verbose=self.log_verbose,
+            shm_prefix=self.shm_prefix,
+            extra=(
+                f"--http-address={self.host}",
+                f"--grpc-address={self.host}",
+                f"--metrics-address={self.host}",
+                "--exit-timeout-secs=10",
+                *self.extra,
+            ),
+        )
+
+    def start(self) -> TritonServer:
+        """Launch the server (does not wait for readiness)."""
+        ensure_python_backend(self.install)
+        out: Any = None
+        if self.log_path is not None:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            out = self.log_path.open("ab")
+        try:
+            self.proc = subprocess.Popen(
+                self.argv(),
+                env=server_env(self.install),
+                stdout=out,
+                stderr=subprocess.STDOUT if out is not None else None,
+                start_new_session=True,
+            )
+        finally:
+            if out is not None:
+                out.close()
+        return self
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The last lines of the server log (empty when logging to the terminal)."""
+        if self.log_path is None or not self.log_path.is_file():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def is_ready(self) -> bool:
+        """True when /v2/health/ready answers 200."""
+        import urllib.error
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(f"http://{self.http_url}/v2/health/ready", timeout=2) as r:
+                return r.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def wait_ready(self, timeout: float = 180.0) -> None:
+        """Block until the server is ready.
+
+        Raises:
+            ServeError: the server exited or was not ready within ``timeout``; has the log tail.
+        """
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is None or self.proc.poll() is not None:
+                code = None if self.proc is None else self.proc.returncode
+                self.stop()
+                raise ServeError(
+                    f"tritonserver exited with code {code} before it was ready:\n{self.log_tail()}"
+                )
+            if self.is_ready():
+                return
+            time.sleep(0.25)
+        self.stop()
+        raise ServeError(f"tritonserver was not ready after {timeout:.0f}s:\n{self.log_tail()}")
+
+    def _group_alive(self, pgid: int) -> bool:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        """Stop the server and every process of its group; remove its /dev/shm regions.
+
+        Returns:
+            The server's exit code (None if it was never started).
+        """
+        import signal
+        import time
+
+        if self.proc is None:
+            return None
+        pgid = self.proc.pid
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(pgid, signal.SIGKILL)
+                self.proc.wait()
+        deadline = time.monotonic() + 10
+        while self._group_alive(pgid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if self._group_alive(pgid):
+            os.killpg(pgid, signal.SIGKILL)
+            while self._group_alive(pgid) and time.monotonic() < deadline + 5:
+                time.sleep(0.1)
+        for path in shm_leftovers(self.shm_prefix):
+            path.unlink(missing_ok=True)
+        return self.proc.returncode
+
+    def __enter__(self) -> TritonServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def run_foreground(server: TritonServer, *, ready_timeout: float = 300.0, on_ready: Any = None) -> int:
+    """Run ``server`` until it exits or SIGINT/SIGTERM arrives; forward the signal; clean up.
+
+    Args:
+        server: a server not yet started.
+        ready_timeout: seconds to wait for readiness.
+        on_ready: optional callback run once the server is ready (e.g. print the URLs).
+
+    Returns:
+        The server's exit code (0 after a clean stop on a signal).
+
+    Raises:
+        ServeError: the server did not become ready.
+    """
+    import signal
+    import threading
+
+    stop_requested = threading.Event()
+
+    def _forward(signum: int, _frame: Any) -> None:
+        stop_requested.set()
+        if server.proc is not None and server.proc.poll() is None:
+            server.proc.send_signal(signal.SIGTERM)
+
+    previous = {s: signal.signal(s, _forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        server.start()
+        server.wait_ready(ready_timeout)
+        if on_ready is not None:
+            on_ready(server)
+        assert server.proc is not None  # started above
+        while server.proc.poll() is None:
+            try:
+                server.proc.wait(timeout=0.5)
+            except subprocess.TimeoutExpired:
+                continue
+        code = server.stop()
+        return 0 if stop_requested.is_set() and code in (0, -signal.SIGTERM) else int(code or 0)
+    finally:
+        server.stop()
+        for s, handler in previous.items():
+            signal.signal(s, handler)

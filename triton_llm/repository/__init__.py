@@ -1,1 +1,31 @@
-"""Triton model repository: render the inflight_batcher_llm-compatible templates."""
+"""Triton model repository: render the inflight_batcher_llm-compatible templates.
+
+The python-backend models' logic (tokenizing, exact streaming detokenization, the CPU
+``tensorrt_llm`` model, BLS) lives here too, so each ``model.py`` stays a thin shim.
+"""
+
+from triton_llm.repository.detokenizer import IncrementalDetokenizer, StreamStates
+from triton_llm.repository.preprocess import Preprocessor, RequestError
+from triton_llm.repository.render import (
+    MODELS,
+    fill_template,
+    plan_parameters,
+    read_engine_config,
+    render_files,
+    render_repository,
+    template_dir,
+)
+
+__all__ = [
+    "MODELS",
+    "IncrementalDetokenizer",
+    "Preprocessor",
+    "RequestError",
+    "StreamStates",
+    "fill_template",
+    "plan_parameters",
+    "read_engine_config",
+    "render_files",
+    "render_repository",
+    "template_dir",
+]

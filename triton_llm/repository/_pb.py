@@ -1,0 +1,56 @@
+"""Small helpers shared by the python-backend models (``pb`` is ``triton_python_backend_utils``)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+
+
+def model_parameters(args: dict[str, Any]) -> dict[str, str]:
+    """The ``parameters`` of the model's config.pbtxt as a flat name -> string mapping."""
+    config = json.loads(args["model_config"])
+    return {k: v.get("string_value", "") for k, v in config.get("parameters", {}).items()}
+
+
+def model_config(args: dict[str, Any]) -> dict[str, Any]:
+    """The model's parsed config."""
+    return json.loads(args["model_config"])
+
+
+def get(pb: Any, request: Any, name: str) -> np.ndarray | None:
+    """An input as a numpy array, or None when the client did not send it."""
+    tensor = pb.get_input_tensor_by_name(request, name)
+    return None if tensor is None else tensor.as_numpy()
+
+
+def scalar(pb: Any, request: Any, name: str) -> Any:
+    """The single value of a ``[1]``-shaped input, or None when absent."""
+    arr = get(pb, request, name)
+    if arr is None or arr.size == 0:
+        return None
+    if arr.size != 1:
+        raise ValueError(f"{name} must hold one value per request (got shape {list(arr.shape)})")
+    value = arr.reshape(-1)[0]
+    return value.item() if hasattr(value, "item") else value
+
+
+def strings(pb: Any, request: Any, name: str) -> list[str]:
+    """A STRING input as a flat list of str (empty when absent)."""
+    arr = get(pb, request, name)
+    if arr is None:
+        return []
+    return [to_str(x) for x in arr.reshape(-1)]
+
+
+def to_str(value: Any) -> str:
+    """Decode a BYTES element; bad UTF-8 is a client error."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    return str(value)
+
+
+def error_response(pb: Any, message: str) -> Any:
+    """An InferenceResponse carrying an error the client sees verbatim."""
+    return pb.InferenceResponse(output_tensors=[], error=pb.TritonError(message))

@@ -1,0 +1,131 @@
+"""The preprocessing and postprocessing python-backend models (their model.py files delegate here)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from triton_llm.repository import _pb
+from triton_llm.repository.detokenizer import StreamStates, decode
+from triton_llm.repository.preprocess import Preprocessor, RequestError, load_tokenizer
+
+
+def _flag(value: str) -> bool:
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+class PreprocessingModel:
+    """``preprocessing``: QUERY text to INPUT_ID, limits checked, words lists encoded."""
+
+    def __init__(self, args: dict[str, Any], pb: Any) -> None:
+        self.pb = pb
+        params = _pb.model_parameters(args)
+        self.pre = Preprocessor(
+            load_tokenizer(params["tokenizer_dir"]),
+            max_input_len=int(params["max_input_len"]),
+            max_seq_len=int(params["max_seq_len"]),
+            chat_template=_flag(params.get("chat_template", "false")),
+            add_special_tokens=_flag(params.get("add_special_tokens", "true")),
+        )
+
+    def _one(self, request: Any) -> Any:
+        pb = self.pb
+        queries = _pb.strings(pb, request, "QUERY")
+        if len(queries) != 1:
+            raise RequestError(f"send exactly one text_input per request (got {len(queries)})")
+        max_tokens = _pb.scalar(pb, request, "REQUEST_OUTPUT_LEN")
+        if max_tokens is None:
+            raise RequestError("max_tokens is required")
+        chat = _pb.scalar(pb, request, "APPLY_CHAT_TEMPLATE")
+        prepared = self.pre.prepare(
+            queries[0],
+            max_tokens=int(max_tokens),
+            stop_words=_pb.strings(pb, request, "STOP_WORDS_DICT"),
+            bad_words=_pb.strings(pb, request, "BAD_WORDS_DICT"),
+            end_id=_pb.scalar(pb, request, "END_ID"),
+            pad_id=_pb.scalar(pb, request, "PAD_ID"),
+            apply_chat_template=None if chat is None else bool(chat),
+        )
+        ids = prepared.input_ids
+        out = {
+            "INPUT_ID": ids.reshape(1, -1),
+            "REQUEST_INPUT_LEN": np.array([[ids.size]], dtype=np.int32),
+            "BAD_WORDS_IDS": prepared.bad_words[None, ...],
+            "STOP_WORDS_IDS": prepared.stop_words[None, ...],
+            "REQUEST_OUTPUT_LEN": np.array([[prepared.output_len]], dtype=np.int32),
+            "OUT_END_ID": np.array([[prepared.end_id]], dtype=np.int32),
+            "OUT_PAD_ID": np.array([[prepared.pad_id]], dtype=np.int32),
+            "STREAM_ID": np.array([[prepared.stream_id]], dtype=np.uint64),
+        }
+        return pb.InferenceResponse(output_tensors=[pb.Tensor(k, v) for k, v in out.items()])
+
+    def execute(self, requests: list[Any]) -> list[Any]:
+        responses = []
+        for request in requests:
+            try:
+                responses.append(self._one(request))
+            except (RequestError, ValueError, UnicodeDecodeError) as e:
+                responses.append(_pb.error_response(self.pb, f"bad request: {e}"))
+        return responses
+
+
+class PostprocessingModel:
+    """``postprocessing``: TOKENS_BATCH to OUTPUT text, exact when streaming.
+
+    Streaming responses carry only the new tokens; the per-stream detokenizer (keyed by
+    preprocessing's STREAM_ID) turns them into pieces whose concatenation equals the
+    non-streamed text. A stream ends (and its held-back text is flushed) when it has
+    produced max_tokens tokens or a response arrives with no tokens.
+    """
+
+    def __init__(self, args: dict[str, Any], pb: Any) -> None:
+        self.pb = pb
+        params = _pb.model_parameters(args)
+        skip = _flag(params.get("skip_special_tokens", "true"))
+        self.tokenizer = load_tokenizer(params["tokenizer_dir"])
+        self.skip = skip
+        self.states = StreamStates(self.tokenizer, skip_special_tokens=skip)
+
+    def text_for(
+        self, ids: list[int], *, stream_id: int | None, streaming: bool, max_tokens: int | None
+    ) -> str:
+        """The text for one response's tokens (pure apart from the stream state)."""
+        if not streaming or stream_id is None:
+            return decode(self.tokenizer, ids, skip_special_tokens=self.skip)
+        state = self.states.get(stream_id)
+        piece = state.push(ids)
+        count = len(state.ids)
+        if not ids or (max_tokens is not None and count >= max_tokens):
+            piece += self.states.finish(stream_id)
+        return piece
+
+    def _one(self, request: Any) -> Any:
+        pb = self.pb
+        tokens = _pb.get(pb, request, "TOKENS_BATCH")
+        lengths = _pb.get(pb, request, "SEQUENCE_LENGTH")
+        stream_id = _pb.scalar(pb, request, "STREAM_ID")
+        streaming = bool(_pb.scalar(pb, request, "STREAMING") or False)
+        max_tokens = _pb.scalar(pb, request, "MAX_TOKENS")
+        tokens = tokens.reshape(tokens.shape[0], -1, tokens.shape[-1])  # [batch, beam, len]
+        lengths = lengths.reshape(tokens.shape[0], -1) if lengths is not None else None
+        texts = []
+        for b in range(tokens.shape[0]):
+            row = []
+            for beam in range(tokens.shape[1]):
+                n = tokens.shape[2] if lengths is None else min(int(lengths[b, beam]), tokens.shape[2])
+                ids = [int(x) for x in tokens[b, beam, :n]]
+                text = self.text_for(ids, stream_id=stream_id, streaming=streaming, max_tokens=max_tokens)
+                row.append(text.encode("utf-8"))
+            texts.append(row)
+        out = np.array(texts, dtype=object).reshape(tokens.shape[0], -1)
+        return pb.InferenceResponse(output_tensors=[pb.Tensor("OUTPUT", out)])
+
+    def execute(self, requests: list[Any]) -> list[Any]:
+        responses = []
+        for request in requests:
+            try:
+                responses.append(self._one(request))
+            except (ValueError, TypeError) as e:
+                responses.append(_pb.error_response(self.pb, f"postprocessing failed: {e}"))
+        return responses
