@@ -107,3 +107,9 @@ class ServerUnavailableError(ClientError):
 
 class LaunchError(TritonLLMError):
     """The MPI group could not be planned or started, or a rank failed."""
+
+
+class LaunchPlanError(LaunchError):
+    """A launch topology does not fit (slots, ranks, engine files, pod variables): bad input."""
+
+    exit_code = 2
