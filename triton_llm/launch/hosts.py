@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from triton_llm.errors import LaunchError, UsageError
+from triton_llm.errors import LaunchPlanError, UsageError
 
 _HOSTNAME = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_.:\-]*[A-Za-z0-9_])?$")
 
@@ -91,7 +91,7 @@ def read_hostfile(path: Path) -> list[Host]:
 
 def _even_slots(world_size: int, n_hosts: int, *, what: str) -> int:
     if world_size % n_hosts:
-        raise LaunchError(
+        raise LaunchPlanError(
             f"world size {world_size} does not divide evenly over {n_hosts} {what}",
             value=world_size,
             hint="make tp*pp a multiple of the group size, or pass --slots-per-host",
@@ -110,20 +110,20 @@ def lws_hosts(
         slots_per_host: ranks per pod; default world_size / group size.
 
     Raises:
-        LaunchError: a variable is missing or malformed, or this is not the leader pod (index 0).
+        LaunchPlanError: a variable is missing or malformed, or this is not the leader pod (index 0).
     """
     missing = [k for k in ("LWS_LEADER_ADDRESS", "LWS_GROUP_SIZE", "LWS_WORKER_INDEX") if not environ.get(k)]
     if missing:
-        raise LaunchError(
+        raise LaunchPlanError(
             f"--lws needs {', '.join(missing)} in the environment",
             hint="run inside a LeaderWorkerSet pod, or use --hostfile",
         )
     leader = environ["LWS_LEADER_ADDRESS"]
     size_raw, index_raw = environ["LWS_GROUP_SIZE"], environ["LWS_WORKER_INDEX"]
     if not size_raw.isdigit() or int(size_raw) < 1:
-        raise LaunchError(f"LWS_GROUP_SIZE={size_raw!r} is not a positive integer", value=size_raw)
+        raise LaunchPlanError(f"LWS_GROUP_SIZE={size_raw!r} is not a positive integer", value=size_raw)
     if index_raw != "0":
-        raise LaunchError(
+        raise LaunchPlanError(
             f"launch runs in the LWS leader pod (LWS_WORKER_INDEX=0); this pod has "
             f"LWS_WORKER_INDEX={index_raw}",
             value=index_raw,
@@ -131,7 +131,9 @@ def lws_hosts(
         )
     pod, dot, domain = leader.partition(".")
     if not dot or not pod or not domain:
-        raise LaunchError(f"LWS_LEADER_ADDRESS={leader!r} is not <pod>.<subdomain>.<namespace>", value=leader)
+        raise LaunchPlanError(
+            f"LWS_LEADER_ADDRESS={leader!r} is not <pod>.<subdomain>.<namespace>", value=leader
+        )
     size = int(size_raw)
     slots = slots_per_host or _even_slots(world_size, size, what="LWS pods")
     return [Host(leader, slots)] + [Host(f"{pod}-{i}.{domain}", slots) for i in range(1, size)]
@@ -159,15 +161,15 @@ def statefulset_hosts(
         slots_per_host: ranks per pod; default world_size / replicas.
 
     Raises:
-        LaunchError: the names are not DNS labels, or ranks do not divide over the pods.
+        LaunchPlanError: the names are not DNS labels, or ranks do not divide over the pods.
     """
     for label, value in (("--statefulset", name), ("--service", service or name), ("--namespace", namespace)):
         if not re.fullmatch(r"[a-z0-9]([a-z0-9\-]*[a-z0-9])?", value):
-            raise LaunchError(f"{label} {value!r} is not a DNS label", value=value)
+            raise LaunchPlanError(f"{label} {value!r} is not a DNS label", value=value)
     if replicas is None:
         replicas = world_size // slots_per_host if slots_per_host else world_size
     if replicas < 1:
-        raise LaunchError(f"--replicas must be at least 1 (got {replicas})", value=replicas)
+        raise LaunchPlanError(f"--replicas must be at least 1 (got {replicas})", value=replicas)
     slots = slots_per_host or _even_slots(world_size, replicas, what="StatefulSet pods")
     domain = f"{service or name}.{namespace}.svc.{cluster_domain}"
     return [Host(f"{name}-{i}.{domain}", slots) for i in range(replicas)]
@@ -177,12 +179,12 @@ def place_ranks(hosts: Sequence[Host], world_size: int) -> list[str]:
     """The host of each rank, filling hosts in order up to their slots.
 
     Raises:
-        LaunchError: fewer slots than ranks; names the count and each host's slots.
+        LaunchPlanError: fewer slots than ranks; names the count and each host's slots.
     """
     total = sum(h.slots for h in hosts)
     if total < world_size:
         listing = ", ".join(f"{h.name}:{h.slots}" for h in hosts)
-        raise LaunchError(
+        raise LaunchPlanError(
             f"world size {world_size} (tp*pp) needs {world_size} slots but the hosts give {total} "
             f"({listing})",
             value=world_size,

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from triton_llm.engine.fingerprint import fingerprint
-from triton_llm.errors import LaunchError
+from triton_llm.errors import LaunchPlanError
 from triton_llm.launch.agents import Agent
 from triton_llm.launch.hosts import Host, place_ranks
 from triton_llm.launch.transport import TransportSettings, transport_mpi_args
@@ -63,7 +63,7 @@ def check_engine_ranks(engine_dir: Path, world_size: int) -> None:
     """Check that an engine directory has one rank file per rank (``rank<i>.engine`` and friends).
 
     Raises:
-        LaunchError: the count or the numbering does not match tp*pp; names both.
+        LaunchPlanError: the count or the numbering does not match tp*pp; names both.
     """
     found = (
         sorted(p.name for p in engine_dir.iterdir() if _RANK_FILE.match(p.name))
@@ -72,7 +72,7 @@ def check_engine_ranks(engine_dir: Path, world_size: int) -> None:
     )
     ranks = sorted(int(_RANK_FILE.match(n).group(1)) for n in found)  # type: ignore[union-attr]
     if ranks != list(range(world_size)):
-        raise LaunchError(
+        raise LaunchPlanError(
             f"tp*pp = {world_size} ranks but engine dir {engine_dir} has {len(found)} rank file(s)"
             f" ({', '.join(found) or 'none'})",
             path=str(engine_dir),
@@ -103,17 +103,17 @@ def build_mpi_command(
         mpirun: the mpirun executable.
 
     Raises:
-        LaunchError: fewer slots than ranks, no ranks, or remote ranks without an agent.
+        LaunchPlanError: fewer slots than ranks, no ranks, or remote ranks without an agent.
     """
     if not rank_argvs:
-        raise LaunchError("no ranks to launch")
+        raise LaunchPlanError("no ranks to launch")
     placement = place_ranks(hosts, len(rank_argvs))
     used = Counter(placement)
     host_arg = ",".join(f"{h.name}:{used[h.name]}" for h in hosts if used[h.name])
     argv = [mpirun, "--host", host_arg, "--bind-to", "none", "--tag-output"]
     if len(used) > 1:
         if agent is None:
-            raise LaunchError(f"ranks are placed on {len(used)} hosts but no remote agent is set")
+            raise LaunchPlanError(f"ranks are placed on {len(used)} hosts but no remote agent is set")
         argv += [*agent.mca_args(), "--mca", "plm_rsh_no_tree_spawn", "1"]
     if transport is not None:
         argv += transport_mpi_args(transport)[0]
@@ -169,7 +169,7 @@ def plan_mpi(
     """A complete plan for any per-rank programs (Triton ranks or plain MPI programs).
 
     Raises:
-        LaunchError: as :func:`build_mpi_command`.
+        LaunchPlanError: as :func:`build_mpi_command`.
     """
     env = mpi_environment(
         environ, group_id=group_id, transport=transport, library_path=library_path, is_root=is_root
@@ -246,7 +246,7 @@ def plan_triton_group(
     """The plan for a Triton group of ``tp * pp`` ranks serving ``model_repo``.
 
     Raises:
-        LaunchError: fewer slots than ranks, or remote ranks without an agent.
+        LaunchPlanError: fewer slots than ranks, or remote ranks without an agent.
     """
     world_size = tp * pp
     gid = group_id or group_id_for(model_repo, tp, pp, http_port, [(h.name, h.slots) for h in hosts])
