@@ -120,6 +120,19 @@ def build_args(recipe: Recipe, *, checkpoint_dir: Path, out_dir: Path) -> list[s
     return args
 
 
+def expected_quant_algo(recipe: Recipe) -> str | None:
+    """The checkpoint's ``quantization.quant_algo``: exact for convert_checkpoint and ``none``,
+    ``"any"`` (some 1.2.1 QuantAlgo) for ModelOpt formats, whose names ModelOpt's exporter picks.
+    """
+    q = recipe.quantization
+    if q.format == "none":
+        return None
+    if not uses_modelopt(recipe):
+        table = load_facts()["checkpoint_config"]["convert_checkpoint_weight_only_precision_to_quant_algo"]
+        return table[WEIGHT_ONLY_PRECISION[q.format]]
+    return "any"
+
+
 def _checked(tool: str, args: list[str]) -> list[str]:
     problems = argv_problems(tool, args)
     if problems:  # a bug in this module, never a user error: fail loudly at plan time
@@ -183,7 +196,7 @@ class TrtllmBackend:
         return check_recipe(recipe, model, gpu)
 
     def plan_checkpoint(self, recipe: Recipe, *, model_dir: Path, out_dir: Path) -> list[Action]:
-        """Check the example scripts, then run quantize.py or convert_checkpoint.py."""
+        """Check the example scripts, run quantize.py or convert_checkpoint.py, verify the result."""
         if uses_modelopt(recipe):
             script, tool = QUANTIZE_SCRIPT, "quantize.py"
             args = quantize_args(recipe, model_dir=model_dir, out_dir=out_dir)
@@ -204,6 +217,19 @@ class TrtllmBackend:
                 kind="command",
                 description=f"{what}: TensorRT-LLM checkpoint with {ranks} rank file(s)",
                 argv=(self.python, str(self.examples_dir / script), *_checked(tool, args)),
+            ),
+            Action(
+                kind="python",
+                description="verify the checkpoint config.json and rank files against the recipe",
+                target="triton_llm.engine.backends.trtllm_verify:verify_checkpoint",
+                kwargs={
+                    "checkpoint_dir": str(out_dir),
+                    "tp": recipe.parallelism.tp,
+                    "pp": recipe.parallelism.pp,
+                    "dtype": recipe.dtype,
+                    "quant_algo": expected_quant_algo(recipe),
+                    "kv_cache_dtype": recipe.quantization.kv_cache_dtype,
+                },
             ),
         ]
 
