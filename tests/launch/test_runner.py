@@ -97,7 +97,8 @@ def test_killed_rank_ends_the_group_fast_and_cleans_up(mpi_env: str, tmp_path: P
 def test_host_that_never_joins_is_named(mpi_env: str, tmp_path: Path) -> None:
     agent = tmp_path / "agent"
     agent.write_text(
-        '#!/bin/sh\n[ "$1" = ghost-1 ] && { echo "no route to ghost-1" >&2; exit 255; }\nshift\nexec sh -c "$*"\n'
+        '#!/bin/sh\n[ "$1" = ghost-1 ] && { echo "no route to ghost-1" >&2; exit 255; }\n'
+        'shift\nexec sh -c "$*"\n'
     )
     agent.chmod(0o755)
     hosts = [Host("localhost", 1), Host("ghost-1", 1)]
