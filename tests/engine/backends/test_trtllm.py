@@ -443,3 +443,26 @@ def test_verify_checkpoint_modelopt_algo_must_be_a_1_2_1_quant_algo(tmp_path: Pa
             quant_algo="any",
             kv_cache_dtype="fp8",
         )
+
+
+def test_cli_dry_run_prints_the_exact_commands_and_stable_keys(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    cli = Path(sys.executable).parent / "triton-llm"
+    argv = [str(cli), "engine", "build", "smollm2-135m", "--backend", "trtllm", "--dry-run"]
+    argv += ["--set", "target.gpus[0]=L4", "--set", "quantization.format=int8_wo"]
+    outs = []
+    for examples in ("/app/examples", str(tmp_path / "elsewhere")):
+        env = {**os.environ, EXAMPLES_ENV: examples}
+        env.pop("TRITON_LLM_PROGRESS", None)  # load_settings rejects it today (reported to the lead)
+        proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300, check=False)
+        assert proc.returncode == 0, proc.stderr
+        assert f"{examples}/{CONVERT_SCRIPT}" in proc.stdout
+        outs.append(proc.stdout)
+    out = outs[0]
+    assert "--use_weight_only --weight_only_precision int8" in out
+    assert "trtllm-build --checkpoint_dir" in out and "--kv_cache_type paged" in out
+    keys = [[line.split("key ")[1] for line in o.splitlines() if " key " in line] for o in outs]
+    assert len(keys[0]) == 3 and keys[0] == keys[1]  # the examples path is not part of any key
