@@ -18,7 +18,7 @@ from typing import Any, Literal, Protocol
 from triton_llm.engine.gpus import GpuSku
 from triton_llm.engine.model_info import ModelInfo
 from triton_llm.engine.recipe import Recipe
-from triton_llm.errors import BuildError, RecipeError
+from triton_llm.errors import BuildError, RecipeError, TritonLLMError
 
 
 @dataclass(frozen=True)
@@ -90,4 +90,9 @@ def run_actions(actions: Sequence[Action], *, cwd: Path | None = None) -> None:
         else:
             module_name, _, func_name = action.target.partition(":")
             func = getattr(importlib.import_module(module_name), func_name)
-            func(**action.kwargs)
+            try:
+                func(**action.kwargs)
+            except TritonLLMError:
+                raise
+            except Exception as e:
+                raise BuildError(f"{action.description} failed: {type(e).__name__}: {e}") from e
