@@ -99,6 +99,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--log-verbose", type=int, default=0, help="tritonserver --log-verbose level")
     p.add_argument(
+        "--bind-address",
+        metavar="ADDR",
+        help="address rank 0 serves on, e.g. 127.0.0.1 (default: all addresses)",
+    )
+    p.add_argument(
         "--join-timeout",
         type=float,
         default=300.0,
@@ -195,7 +200,7 @@ def run_launch(args: argparse.Namespace) -> int:
     from triton_llm.launch.agents import make_agent
     from triton_llm.launch.plan import check_engine_ranks, plan_triton_group
     from triton_llm.launch.transport import check_transport, load_transport, local_interfaces
-    from triton_llm.launch.tritonserver import TritonInstall, find_triton
+    from triton_llm.launch.tritonserver import TritonInstall, ensure_python_backend, find_triton, server_env
 
     tp, pp = _parallelism(args)
     world_size = tp * pp
@@ -228,9 +233,10 @@ def run_launch(args: argparse.Namespace) -> int:
         tp=tp,
         pp=pp,
         hosts=hosts,
-        environ=os.environ,
+        environ=server_env(install),
         agent=agent,
         transport=transport,
+        bind_address=args.bind_address,
         http_port=args.http_port,
         grpc_port=args.grpc_port,
         metrics_port=args.metrics_port,
@@ -242,6 +248,7 @@ def run_launch(args: argparse.Namespace) -> int:
         return 0
     from triton_llm.launch.runner import run_group
 
+    ensure_python_backend(install)
     return run_group(plan, join_timeout=args.join_timeout)
 
 

@@ -23,7 +23,7 @@ from triton_llm.launch.transport import TransportSettings, transport_mpi_args
 from triton_llm.launch.tritonserver import TritonInstall, tritonserver_argv
 
 GROUP_ENV = "TRITONLLM_GROUP"
-FORWARDED_ENV = ("PATH", "LD_LIBRARY_PATH", "PYTHONPATH", "VIRTUAL_ENV", "OMP_NUM_THREADS")
+FORWARDED_ENV = ("PATH", "LD_LIBRARY_PATH", "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "OMP_NUM_THREADS")
 _RANK_FILE = re.compile(r"^rank(\d+)\.(engine|safetensors|pt|bin)$")
 
 
@@ -207,8 +207,18 @@ def triton_rank_argvs(
     grpc_port: int = 8001,
     metrics_port: int = 8002,
     log_verbose: int = 0,
+    bind_address: str | None = None,
+    exit_timeout: int | None = None,
 ) -> list[list[str]]:
-    """One ``tritonserver`` argv per rank (rank 0 serves; ranks above 0 only load tensorrt_llm)."""
+    """One ``tritonserver`` argv per rank (rank 0 serves; ranks above 0 only load tensorrt_llm).
+
+    ``bind_address`` (e.g. 127.0.0.1) restricts rank 0's endpoints; default: Triton's (all addresses).
+    """
+    extra: list[str] = []
+    if bind_address:
+        extra += [f"--{k}-address={bind_address}" for k in ("http", "grpc", "metrics")]
+    if exit_timeout is not None:
+        extra.append(f"--exit-timeout-secs={exit_timeout}")
     return [
         tritonserver_argv(
             install,
@@ -220,6 +230,7 @@ def triton_rank_argvs(
             metrics_port=metrics_port,
             log_verbose=log_verbose,
             shm_prefix=shm_prefix,
+            extra=tuple(extra),
         )
         for rank in range(world_size)
     ]
@@ -239,11 +250,16 @@ def plan_triton_group(
     grpc_port: int = 8001,
     metrics_port: int = 8002,
     log_verbose: int = 0,
+    bind_address: str | None = None,
+    exit_timeout: int | None = 10,
     is_root: bool = False,
     group_id: str | None = None,
     mpirun: str = "mpirun",
 ) -> LaunchPlan:
     """The plan for a Triton group of ``tp * pp`` ranks serving ``model_repo``.
+
+    ``environ`` is the environment the servers need (:func:`~triton_llm.launch.tritonserver.server_env`);
+    its PATH, LD_LIBRARY_PATH, PYTHONPATH and PYTHONHOME are exported to every rank.
 
     Raises:
         LaunchPlanError: fewer slots than ranks, or remote ranks without an agent.
@@ -260,6 +276,8 @@ def plan_triton_group(
         grpc_port=grpc_port,
         metrics_port=metrics_port,
         log_verbose=log_verbose,
+        bind_address=bind_address,
+        exit_timeout=exit_timeout,
     )
     return plan_mpi(
         argvs,
