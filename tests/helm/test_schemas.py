@@ -4,45 +4,14 @@ structural pruning would silently drop them)."""
 
 from __future__ import annotations
 
-import copy
-from typing import Any
-
-import jsonschema
 import kubernetes_validate
 import pytest
 
+from tests.helm._schemas import BUILTIN_GROUPS, crd_validator
 from tests.helm.conftest import CI_VALUES
 
 # The installed kubernetes-validate ships schemas for 1.25 through 1.37, so both targets exist exactly.
 KUBE_VERSIONS = ("1.30.0", "1.35.0")
-BUILTIN_GROUPS = {"v1", "apps/v1", "batch/v1", "policy/v1", "autoscaling/v2"}
-BUILTIN_GROUPS |= {"networking.k8s.io/v1", "rbac.authorization.k8s.io/v1"}
-
-
-def _closed(schema: Any) -> Any:
-    """A copy of a CRD schema where objects with declared properties reject unknown fields."""
-    if isinstance(schema, list):
-        return [_closed(s) for s in schema]
-    if not isinstance(schema, dict):
-        return schema
-    out = {k: _closed(v) for k, v in schema.items()}
-    if (
-        "properties" in out
-        and "additionalProperties" not in out
-        and not out.get("x-kubernetes-preserve-unknown-fields")
-    ):
-        out["additionalProperties"] = False
-    return out
-
-
-def _crd_validator(schemas: dict, obj: dict) -> jsonschema.Draft7Validator:
-    group, _, version = obj["apiVersion"].rpartition("/")
-    key = (group, version, obj["kind"])
-    if key not in schemas:
-        pytest.fail(f"{obj['kind']} {obj['apiVersion']}: no CRD in SHARED_CRDS_DIR (have {sorted(schemas)})")
-    schema = _closed(copy.deepcopy(schemas[key]))
-    schema["properties"]["metadata"] = {"type": "object"}
-    return jsonschema.Draft7Validator(schema)
 
 
 def test_kubernetes_validate_ships_the_target_versions() -> None:
@@ -70,7 +39,7 @@ def test_every_custom_resource_passes_its_upstream_crd_schema(values: str, rende
     for obj in rendered.objects:
         if obj["apiVersion"] in BUILTIN_GROUPS:
             continue
-        errors = sorted(_crd_validator(crd_schemas, obj).iter_errors(obj), key=lambda e: list(e.path))
+        errors = sorted(crd_validator(crd_schemas, obj).iter_errors(obj), key=lambda e: list(e.path))
         assert not errors, f"{values}: {obj['kind']}/{obj['metadata']['name']}: " + "; ".join(
             f"{'.'.join(map(str, e.path))}: {e.message}" for e in errors[:5]
         )
@@ -84,7 +53,7 @@ def test_the_crd_check_rejects_an_unknown_field(crd_schemas) -> None:
         "metadata": {"name": "x"},
         "spec": {"replicas": 1, "leaderWorkerTemplate": {"sise": 2, "workerTemplate": {}}},
     }
-    errors = list(_crd_validator(crd_schemas, bad).iter_errors(bad))
+    errors = list(crd_validator(crd_schemas, bad).iter_errors(bad))
     assert any("sise" in e.message for e in errors), [e.message for e in errors]
 
 
