@@ -1,0 +1,74 @@
+"""Request, sampling and event types of the CPU runtime, and its request error."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from triton_llm.errors import UsageError
+
+FinishReason = Literal["length", "end_id", "stop_word", "cancelled", "error"]
+
+
+class InvalidRequestError(UsageError):
+    """A generation request breaks a limit or carries a bad value; ``field`` names it."""
+
+
+@dataclass
+class SamplingParams:
+    """Decoding settings. Greedy when none is set, or ``top_k == 1``, or ``temperature == 0``.
+
+    ``seed`` makes sampling reproducible per request (one ``torch.Generator`` each).
+    """
+
+    temperature: float | None = None
+    top_k: int | None = None
+    top_p: float | None = None
+    seed: int | None = None
+
+    @property
+    def greedy(self) -> bool:
+        """True when decoding is argmax."""
+        if self.top_k == 1 or self.temperature == 0:
+            return True
+        return self.temperature is None and not self.top_k and self.top_p is None
+
+
+@dataclass
+class GenerationRequest:
+    """One generation: prompt ids, output budget, stop conditions and sampling.
+
+    ``stop_words`` and ``bad_words`` are token-id sequences. As in TensorRT-LLM, a generated
+    ``end_id`` ends the request and is NOT part of the output, while a matched stop word ends
+    it and IS part of the output.
+    """
+
+    request_id: str
+    input_ids: list[int]
+    max_new_tokens: int
+    end_id: int | None = None
+    pad_id: int | None = None
+    stop_words: list[list[int]] = field(default_factory=list)
+    bad_words: list[list[int]] = field(default_factory=list)
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+
+
+@dataclass
+class TokenEvent:
+    """What one step produced for one request (``new_token_ids`` may be empty when it ends)."""
+
+    request_id: str
+    new_token_ids: list[int]
+    finished: bool = False
+    finish_reason: FinishReason | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class GeneratorLimits:
+    """The limits a :class:`Generator` enforces on requests."""
+
+    max_input_len: int
+    max_seq_len: int
+    max_batch_size: int
+    vocab_size: int
