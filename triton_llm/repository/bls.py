@@ -101,7 +101,8 @@ class BlsModel:
                 ids = [int(x) for x in tensor.as_numpy().reshape(-1)]
                 if streaming:
                     piece = detok.push(ids) if ids else detok.flush()
-                    self._send_text(sender, piece)
+                    if piece:
+                        self._send_text(sender, piece)
                 else:
                     detok.ids.extend(ids)
             if not streaming:

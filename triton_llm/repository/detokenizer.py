@@ -9,8 +9,8 @@ piece it returns (including :meth:`IncrementalDetokenizer.flush`) equals
 ``decode(all_ids)``.
 
 :class:`StreamStates` keeps one detokenizer per stream inside the postprocessing model,
-keyed by the ``STREAM_ID`` that preprocessing draws for each request; it is bounded, so
-streams that never signal their end cannot leak memory.
+keyed by the Triton request id; it is bounded, so streams that never signal their end
+cannot leak memory. :func:`postprocess_text` is the postprocessing model's protocol.
 """
 
 from __future__ import annotations
@@ -86,19 +86,22 @@ class StreamStates:
     """Detokenizers by stream id, least recently used evicted beyond ``max_streams``."""
 
     def __init__(self, tokenizer: Decoder, *, max_streams: int = 4096, skip_special_tokens: bool = True):
-        self._tok = tokenizer
-        self._skip = skip_special_tokens
+        self.tokenizer = tokenizer
+        self.skip_special_tokens = skip_special_tokens
         self._max = max_streams
-        self._states: OrderedDict[int, IncrementalDetokenizer] = OrderedDict()
+        self._states: OrderedDict[str, IncrementalDetokenizer] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._states)
 
-    def get(self, stream_id: int) -> IncrementalDetokenizer:
+    def __contains__(self, key: object) -> bool:
+        return key in self._states
+
+    def get(self, stream_id: str) -> IncrementalDetokenizer:
         """The stream's detokenizer, created on first use."""
         state = self._states.get(stream_id)
         if state is None:
-            state = IncrementalDetokenizer(self._tok, skip_special_tokens=self._skip)
+            state = IncrementalDetokenizer(self.tokenizer, skip_special_tokens=self.skip_special_tokens)
             self._states[stream_id] = state
             while len(self._states) > self._max:
                 self._states.popitem(last=False)
@@ -106,7 +109,39 @@ class StreamStates:
             self._states.move_to_end(stream_id)
         return state
 
-    def finish(self, stream_id: int) -> str:
+    def finish(self, stream_id: str) -> str:
         """Flush and forget a stream; '' for an unknown stream."""
         state = self._states.pop(stream_id, None)
         return state.flush() if state is not None else ""
+
+
+def postprocess_text(states: StreamStates, key: str, ids: list[int], sequence_length: int) -> str:
+    """The text of one ``tensorrt_llm`` response, exact across a stream.
+
+    The protocol (the CPU ``tensorrt_llm`` model follows it; see trtllm_cpu.py): a stream
+    opens with a response of no tokens and ``sequence_length == 0``, its responses carry
+    the new tokens, and it closes with a response of no tokens and ``sequence_length > 0``
+    (the total). Postprocessing keeps a detokenizer per request id between the two. Any
+    other response (non-streaming, or a backend that does not open streams) decodes on
+    its own. Without a request id (``key == ''``) streams cannot be told apart, so each
+    response decodes on its own too.
+
+    Args:
+        states: the detokenizers of open streams.
+        key: the Triton request id ('' when the client set none).
+        ids: this response's tokens.
+        sequence_length: the response's ``sequence_length``.
+
+    Returns:
+        The text piece for this response.
+    """
+    if not ids and sequence_length == 0:
+        if key:
+            states.finish(key)
+            states.get(key)
+        return ""
+    if key and key in states:
+        if not ids:
+            return states.finish(key)
+        return states.get(key).push(ids)
+    return decode(states.tokenizer, ids, skip_special_tokens=states.skip_special_tokens)

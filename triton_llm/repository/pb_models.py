@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from triton_llm.repository import _pb
-from triton_llm.repository.detokenizer import StreamStates, decode
+from triton_llm.repository.detokenizer import StreamStates, postprocess_text
 from triton_llm.repository.preprocess import Preprocessor, RequestError, load_tokenizer
 
 
@@ -56,7 +56,6 @@ class PreprocessingModel:
             "REQUEST_OUTPUT_LEN": np.array([[prepared.output_len]], dtype=np.int32),
             "OUT_END_ID": np.array([[prepared.end_id]], dtype=np.int32),
             "OUT_PAD_ID": np.array([[prepared.pad_id]], dtype=np.int32),
-            "STREAM_ID": np.array([[prepared.stream_id]], dtype=np.uint64),
         }
         return pb.InferenceResponse(output_tensors=[pb.Tensor(k, v) for k, v in out.items()])
 
@@ -73,49 +72,32 @@ class PreprocessingModel:
 class PostprocessingModel:
     """``postprocessing``: TOKENS_BATCH to OUTPUT text, exact when streaming.
 
-    Streaming responses carry only the new tokens; the per-stream detokenizer (keyed by
-    preprocessing's STREAM_ID) turns them into pieces whose concatenation equals the
-    non-streamed text. A stream ends (and its held-back text is flushed) when it has
-    produced max_tokens tokens or a response arrives with no tokens.
+    See :func:`triton_llm.repository.detokenizer.postprocess_text` for the protocol.
     """
 
     def __init__(self, args: dict[str, Any], pb: Any) -> None:
         self.pb = pb
         params = _pb.model_parameters(args)
-        skip = _flag(params.get("skip_special_tokens", "true"))
+        self.skip = _flag(params.get("skip_special_tokens", "true"))
         self.tokenizer = load_tokenizer(params["tokenizer_dir"])
-        self.skip = skip
-        self.states = StreamStates(self.tokenizer, skip_special_tokens=skip)
-
-    def text_for(
-        self, ids: list[int], *, stream_id: int | None, streaming: bool, max_tokens: int | None
-    ) -> str:
-        """The text for one response's tokens (pure apart from the stream state)."""
-        if not streaming or stream_id is None:
-            return decode(self.tokenizer, ids, skip_special_tokens=self.skip)
-        state = self.states.get(stream_id)
-        piece = state.push(ids)
-        count = len(state.ids)
-        if not ids or (max_tokens is not None and count >= max_tokens):
-            piece += self.states.finish(stream_id)
-        return piece
+        self.states = StreamStates(self.tokenizer, skip_special_tokens=self.skip)
 
     def _one(self, request: Any) -> Any:
         pb = self.pb
         tokens = _pb.get(pb, request, "TOKENS_BATCH")
         lengths = _pb.get(pb, request, "SEQUENCE_LENGTH")
-        stream_id = _pb.scalar(pb, request, "STREAM_ID")
-        streaming = bool(_pb.scalar(pb, request, "STREAMING") or False)
-        max_tokens = _pb.scalar(pb, request, "MAX_TOKENS")
-        tokens = tokens.reshape(tokens.shape[0], -1, tokens.shape[-1])  # [batch, beam, len]
-        lengths = lengths.reshape(tokens.shape[0], -1) if lengths is not None else None
+        key = request.request_id() or ""
+        if tokens.ndim == 2:  # [batch, len] -> [batch, beam, len]
+            tokens = tokens[:, None, :]
+        lengths = lengths.reshape(tokens.shape[0], tokens.shape[1])
         texts = []
         for b in range(tokens.shape[0]):
             row = []
             for beam in range(tokens.shape[1]):
-                n = tokens.shape[2] if lengths is None else min(int(lengths[b, beam]), tokens.shape[2])
-                ids = [int(x) for x in tokens[b, beam, :n]]
-                text = self.text_for(ids, stream_id=stream_id, streaming=streaming, max_tokens=max_tokens)
+                seq_len = int(lengths[b, beam])
+                ids = [int(x) for x in tokens[b, beam, : min(seq_len, tokens.shape[2])]]
+                stream_key = f"{key}/{b}/{beam}" if key and tokens.shape[0] * tokens.shape[1] > 1 else key
+                text = postprocess_text(self.states, stream_key, ids, seq_len)
                 row.append(text.encode("utf-8"))
             texts.append(row)
         out = np.array(texts, dtype=object).reshape(tokens.shape[0], -1)
@@ -126,6 +108,6 @@ class PostprocessingModel:
         for request in requests:
             try:
                 responses.append(self._one(request))
-            except (ValueError, TypeError) as e:
+            except (ValueError, TypeError, AttributeError) as e:
                 responses.append(_pb.error_response(self.pb, f"postprocessing failed: {e}"))
         return responses

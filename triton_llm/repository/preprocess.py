@@ -8,7 +8,6 @@ request raises :class:`RequestError` with a message meant for the client.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +32,6 @@ class Prepared:
     bad_words: np.ndarray
     end_id: int
     pad_id: int
-    stream_id: int
 
 
 def load_tokenizer(tokenizer_dir: str | Path) -> Any:
@@ -158,5 +156,4 @@ class Preprocessor:
             bad_words=words_to_list(bad_words, self.tokenizer),
             end_id=int(eos),
             pad_id=int(pad),
-            stream_id=secrets.randbits(63),
         )

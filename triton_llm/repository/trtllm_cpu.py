@@ -4,8 +4,10 @@ On GPU the same config renders with ``backend: "tensorrtllm"`` and TensorRT-LLM'
 backend serves the engine; on CPU it renders with ``backend: "python"`` and this module
 serves the cpu backend's checkpoint with :mod:`triton_llm.runtime`, speaking the same
 tensors (input_ids, input_lengths, request_output_len, streaming, ... -> output_ids,
-sequence_length). Streaming responses carry only the new tokens, as TensorRT-LLM does;
-at the end of a stream one response with no tokens tells postprocessing to flush.
+sequence_length). Streaming responses carry only the new tokens, as TensorRT-LLM does,
+with ``sequence_length`` counting all tokens so far; a stream opens and closes with a
+response of no tokens (sequence_length 0, then the total) so postprocessing can
+detokenize it exactly (see detokenizer.postprocess_text).
 """
 
 from __future__ import annotations
@@ -159,12 +161,13 @@ class CpuLlmModel:
         return gen, streaming, prefix
 
     # --- responses -------------------------------------------------------------------------
-    def _tokens_response(self, tokens: list[int]) -> Any:
+    def _tokens_response(self, tokens: list[int], total: int | None = None) -> Any:
         arr = np.asarray(tokens, dtype=np.int32).reshape(1, 1, -1)
+        length = arr.shape[-1] if total is None else total
         return self.pb.InferenceResponse(
             output_tensors=[
                 self.pb.Tensor("output_ids", arr),
-                self.pb.Tensor("sequence_length", np.array([[arr.shape[-1]]], dtype=np.int32)),
+                self.pb.Tensor("sequence_length", np.array([[length]], dtype=np.int32)),
             ]
         )
 
@@ -195,13 +198,13 @@ class CpuLlmModel:
             self._finish(request_id, _pb.error_response(self.pb, str(event.error)))
             return
         new = [int(t) for t in event.new_token_ids]
+        stream.tokens.extend(new)
         if stream.streaming:
             if new:
-                stream.sender.send(self._tokens_response(new))
+                stream.sender.send(self._tokens_response(new, len(stream.tokens)))
             if event.finished:
-                self._finish(request_id, self._tokens_response([]))
+                self._finish(request_id, self._tokens_response([], max(len(stream.tokens), 1)))
             return
-        stream.tokens.extend(new)
         if event.finished:
             self._finish(request_id, self._tokens_response(stream.prefix + stream.tokens))
 
@@ -220,6 +223,8 @@ class CpuLlmModel:
             return _Stream(sender=None, streaming=False, prefix=[], final=error)
         stream = _Stream(sender=sender, streaming=streaming, prefix=prefix)
         self._streams[request_id] = stream
+        if streaming:
+            sender.send(self._tokens_response([], 0))
         try:
             self.loop.submit(gen, self._on_event)
         except (InvalidRequestError, ValueError) as e:
