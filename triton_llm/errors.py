@@ -105,6 +105,12 @@ class ServerUnavailableError(ClientError):
     retryable = True
 
 
+class RequestRejectedError(ClientError):
+    """The server rejected the request's inputs (empty prompt, bad max_tokens, ...): fix them."""
+
+    exit_code = 2
+
+
 class LaunchError(TritonLLMError):
     """The MPI group could not be planned or started, or a rank failed."""
 

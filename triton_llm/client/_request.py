@@ -1,0 +1,141 @@
+"""Pure request building and response classification for the ensemble / BLS models."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from triton_llm.errors import ClientError, RequestRejectedError, ServerUnavailableError
+
+
+@dataclass(frozen=True)
+class GenerateParams:
+    """One request's settings; None leaves the server's default."""
+
+    max_tokens: int = 128
+    temperature: float | None = None
+    top_k: int | None = None
+    top_p: float | None = None
+    seed: int | None = None
+    stop_words: tuple[str, ...] = ()
+    bad_words: tuple[str, ...] = ()
+    chat_template: bool | None = None
+    end_id: int | None = None
+    pad_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One streamed response: its text piece and when it arrived (``time.perf_counter``)."""
+
+    text: str
+    time: float
+    final: bool = False
+
+
+@dataclass
+class Completion:
+    """A finished generation and its timings."""
+
+    text: str
+    tokens: int
+    ttft: float | None  # seconds from send to the first non-empty piece
+    tpot: float | None  # seconds per output token after the first
+    total: float
+    pieces: list[str] = field(default_factory=list)
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.tokens / self.total if self.total > 0 else 0.0
+
+
+def build_inputs(prompt: str, params: GenerateParams, *, stream: bool) -> list[tuple[str, np.ndarray, str]]:
+    """(name, array, triton dtype) for every input the request sets (batch of one)."""
+
+    def one(value: Any, dtype: Any) -> np.ndarray:
+        return np.array([[value]], dtype=dtype)
+
+    out = [
+        ("text_input", one(prompt.encode("utf-8"), object), "BYTES"),
+        ("max_tokens", one(params.max_tokens, np.int32), "INT32"),
+        ("stream", one(stream, bool), "BOOL"),
+    ]
+    optional = [
+        ("temperature", params.temperature, np.float32, "FP32"),
+        ("top_k", params.top_k, np.int32, "INT32"),
+        ("top_p", params.top_p, np.float32, "FP32"),
+        ("seed", params.seed, np.uint64, "UINT64"),
+        ("apply_chat_template", params.chat_template, bool, "BOOL"),
+        ("end_id", params.end_id, np.int32, "INT32"),
+        ("pad_id", params.pad_id, np.int32, "INT32"),
+    ]
+    for name, value, dtype, triton in optional:
+        if value is not None:
+            out.append((name, one(value, dtype), triton))
+    for name, words in (("stop_words", params.stop_words), ("bad_words", params.bad_words)):
+        if words:
+            out.append((name, np.array([[w.encode("utf-8") for w in words]], dtype=object), "BYTES"))
+    return out
+
+
+def check_params(params: GenerateParams) -> None:
+    """Client-side checks of values the wire format cannot carry.
+
+    Raises:
+        RequestRejectedError: seed negative or max_tokens outside int32.
+    """
+    if params.seed is not None and params.seed < 0:
+        raise RequestRejectedError(f"seed must be >= 0 (got {params.seed})", field="seed", value=params.seed)
+    if not -(2**31) <= params.max_tokens < 2**31:
+        raise RequestRejectedError(f"max_tokens {params.max_tokens} does not fit int32", field="max_tokens")
+
+
+def new_request_id() -> str:
+    """A unique request id: postprocessing keys its streaming detokenizer state by it."""
+    return uuid.uuid4().hex
+
+
+def classify_error(message: str, *, url: str, model: str, status: str = "") -> ClientError:
+    """Map a Triton/gRPC error to our error classes with a one-line fix."""
+    text = str(message)
+    if status in ("StatusCode.UNAVAILABLE", "UNAVAILABLE") or "failed to connect" in text.lower():
+        return ServerUnavailableError(
+            f"cannot reach Triton at {url}: {text}", hint="start it with `triton-llm serve` or check --url"
+        )
+    if "unknown model" in text.lower() or "is not ready" in text.lower():
+        return ServerUnavailableError(
+            f"model {model!r} is not ready on {url}: {text}", hint="wait for the server to finish loading"
+        )
+    if "decoupled" in text.lower() and "doesn't support" in text.lower():
+        return ClientError(
+            f"model {model!r} is decoupled (streaming) and cannot answer a unary infer: {text}",
+            hint="use stream() or generate(), which go over the gRPC stream",
+        )
+    if "bad request" in text.lower() or "not supported by the cpu runtime" in text.lower():
+        return RequestRejectedError(f"request rejected: {text}")
+    return ClientError(f"request failed: {text}")
+
+
+def summarize(chunks: list[Chunk], *, sent: float) -> Completion:
+    """Text, token count and timings of a finished stream.
+
+    Each response is one decode step. Responses with no text at the very start (the
+    stream-open marker) and the empty final one (the close marker) are not tokens.
+    """
+    pieces = [c.text for c in chunks]
+    counted = list(chunks)
+    if counted and counted[-1].final and not counted[-1].text:
+        counted.pop()
+    if counted and not counted[0].text:
+        counted.pop(0)
+    text_times = [c.time for c in chunks if c.text]
+    last = chunks[-1].time if chunks else sent
+    tokens = len(counted)
+    ttft = text_times[0] - sent if text_times else None
+    tpot = (text_times[-1] - text_times[0]) / (tokens - 1) if text_times and tokens > 1 else None
+    return Completion(
+        text="".join(pieces), tokens=tokens, ttft=ttft, tpot=tpot, total=last - sent, pieces=pieces
+    )

@@ -1,0 +1,119 @@
+"""asyncio gRPC streaming client; cancelling the task cancels the request on the server."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from triton_llm.client._request import (
+    Chunk,
+    Completion,
+    GenerateParams,
+    build_inputs,
+    check_params,
+    classify_error,
+    new_request_id,
+    summarize,
+)
+from triton_llm.errors import ClientError
+
+
+class AsyncLLMClient:
+    """Async counterpart of :class:`triton_llm.client.LLMClient` (tritonclient.grpc.aio)."""
+
+    def __init__(
+        self, url: str = "127.0.0.1:8001", *, model: str = "ensemble", timeout: float = 60.0
+    ) -> None:
+        import tritonclient.grpc.aio as grpcaio
+
+        self.url = url
+        self.model = model
+        self.timeout = timeout
+        self._grpc = grpcaio
+        self._client = grpcaio.InferenceServerClient(url)
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    async def __aenter__(self) -> AsyncLLMClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def _error(self, e: Exception) -> ClientError:
+        status = str(e.status()) if hasattr(e, "status") and callable(e.status) else ""
+        message = e.message() if hasattr(e, "message") and callable(e.message) else str(e)
+        return classify_error(message, url=self.url, model=self.model, status=status)
+
+    async def stream(
+        self, prompt: str, params: GenerateParams | None = None, *, stream: bool = True
+    ) -> AsyncIterator[Chunk]:
+        """Yield text pieces as they arrive; see :meth:`LLMClient.stream` for errors.
+
+        Cancelling the consuming task (or leaving the loop) cancels the gRPC call, which
+        cancels the request on the server.
+        """
+        import grpc
+        from tritonclient.utils import InferenceServerException
+
+        params = params or GenerateParams()
+        check_params(params)
+        inputs = []
+        for name, arr, dtype in build_inputs(prompt, params, stream=stream):
+            tensor = self._grpc.InferInput(name, list(arr.shape), dtype)
+            tensor.set_data_from_numpy(arr)
+            inputs.append(tensor)
+
+        async def requests() -> AsyncIterator[dict[str, Any]]:
+            yield {
+                "model_name": self.model,
+                "inputs": inputs,
+                "request_id": new_request_id(),
+                "enable_empty_final_response": True,
+            }
+
+        call = self._client.stream_infer(requests())
+        iterator = call.__aiter__()
+        try:
+            while True:
+                try:
+                    result, error = await asyncio.wait_for(iterator.__anext__(), timeout=self.timeout)
+                except StopAsyncIteration:
+                    return
+                except asyncio.TimeoutError:
+                    raise ClientError(
+                        f"no response from {self.model} within {self.timeout:.0f}s; request cancelled"
+                    ) from None
+                except InferenceServerException as e:
+                    raise self._error(e) from e
+                except grpc.RpcError as e:
+                    code = e.code() if hasattr(e, "code") else ""
+                    details = e.details() if hasattr(e, "details") else str(e)
+                    status = str(code)
+                    raise classify_error(str(details), url=self.url, model=self.model, status=status) from e
+                if error is not None:
+                    raise self._error(error)
+                final = result.get_response().parameters["triton_final_response"].bool_param
+                out = result.as_numpy("text_output")
+                text = out.reshape(-1)[0].decode("utf-8") if out is not None and out.size else ""
+                yield Chunk(text=text, time=time.perf_counter(), final=final)
+                if final:
+                    return
+        finally:
+            cancel = getattr(call, "cancel", None)
+            if cancel is not None:
+                cancel()
+            aclose = getattr(iterator, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    async def generate(
+        self, prompt: str, params: GenerateParams | None = None, *, stream: bool = True
+    ) -> Completion:
+        """Run one request to completion and time it."""
+        sent = time.perf_counter()
+        chunks = [c async for c in self.stream(prompt, params, stream=stream)]
+        return summarize(chunks, sent=sent)
