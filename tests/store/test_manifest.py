@@ -1,0 +1,102 @@
+"""Pure layout and manifest rules: no I/O."""
+
+from __future__ import annotations
+
+import pytest
+
+from triton_llm.errors import ConfigError, IntegrityError, UsageError
+from triton_llm.store.manifest import (
+    FileEntry,
+    Manifest,
+    check_relpath,
+    check_stage_key,
+    parse_manifest,
+    parse_manifest_key,
+    part_ranges,
+)
+from triton_llm.store.uri import parse_store_uri
+
+
+def _manifest(**over: object) -> Manifest:
+    base: dict[str, object] = {
+        "stage": "engine",
+        "key": "abc123",
+        "upload_id": "u1",
+        "files": [
+            FileEntry(path="a/b.bin", size=10, sha256="0" * 64, part_size=4, part_sha256=["1" * 64] * 3)
+        ],
+        "created": "2026-01-01T00:00:00+00:00",
+    }
+    base.update(over)
+    return Manifest.model_validate(base)
+
+
+@pytest.mark.parametrize(
+    ("size", "part", "expected"),
+    [(0, 5, [(0, 0)]), (5, 5, [(0, 5)]), (6, 5, [(0, 5), (5, 1)]), (10, 4, [(0, 4), (4, 4), (8, 2)])],
+)
+def test_part_ranges_cover_the_file_exactly(size: int, part: int, expected: list[tuple[int, int]]) -> None:
+    assert part_ranges(size, part) == expected
+
+
+@pytest.mark.parametrize(
+    ("stage", "key"),
+    [
+        ("Engine", "k"),
+        ("eng1ne", "k"),
+        ("", "k"),
+        ("engine", "../x"),
+        ("engine", "a/b"),
+        ("engine", ".hidden"),
+        ("engine", ""),
+    ],
+)
+def test_bad_stage_or_key_is_rejected(stage: str, key: str) -> None:
+    with pytest.raises(UsageError):
+        check_stage_key(stage, key)
+
+
+@pytest.mark.parametrize("path", ["", "/etc/passwd", "../x", "a/../../x", "a//b", "a\\b", "./a"])
+def test_unsafe_relpaths_are_integrity_errors(path: str) -> None:
+    with pytest.raises(IntegrityError):
+        check_relpath(path)
+
+
+def test_manifest_round_trips_and_digest_is_stable() -> None:
+    m = _manifest(fingerprint_inputs={"z": 1, "a": [1, 2]}, versions={"trtllm": "1.2.1"})
+    again = parse_manifest(m.to_bytes(), stage="engine", key="abc123")
+    assert again == m
+    assert again.digest() == m.digest()
+    assert m.total_size == 10
+
+
+def test_manifest_stored_under_another_key_is_rejected() -> None:
+    with pytest.raises(IntegrityError, match="names engine/abc123"):
+        parse_manifest(_manifest().to_bytes(), stage="engine", key="other")
+
+
+def test_manifest_with_wrong_part_count_is_rejected() -> None:
+    bad = _manifest(
+        files=[FileEntry(path="x", size=10, sha256="0" * 64, part_size=4, part_sha256=["1" * 64])]
+    )
+    with pytest.raises(IntegrityError, match="wrong part count for x"):
+        parse_manifest(bad.to_bytes(), stage="engine", key="abc123")
+
+
+def test_garbage_manifest_is_an_integrity_error() -> None:
+    with pytest.raises(IntegrityError, match="manifest of engine/k is invalid"):
+        parse_manifest(b"{not json", stage="engine", key="k")
+
+
+def test_only_top_level_manifest_keys_count() -> None:
+    assert parse_manifest_key("engine/abc/manifest.json") == ("engine", "abc")
+    assert parse_manifest_key("engine/abc/data/u/manifest.json") is None
+    assert parse_manifest_key("engine/abc/other.json") is None
+
+
+def test_store_uris() -> None:
+    assert parse_store_uri("s3://bkt/a/b/") == ("s3", "bkt", "a/b")
+    assert parse_store_uri("file:///var/x%20y") == ("file", "", "/var/x y")
+    for bad in ("s3:///nobucket", "file://host/x", "gs://b/x", "relative/dir"):
+        with pytest.raises(ConfigError):
+            parse_store_uri(bad)
