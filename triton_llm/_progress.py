@@ -69,8 +69,8 @@ class _PlainBar:
             flush=True,
         )
 
-    def close(self) -> None:
-        self._line("done, ")
+    def close(self, *, failed: bool = False) -> None:
+        self._line("failed after " if failed else "done, ")
 
 
 class _NullBar:
@@ -97,8 +97,10 @@ def progress(
         bar = _PlainBar(desc, total, unit, out, interval)
         try:
             yield bar
-        finally:
-            bar.close()
+        except BaseException:
+            bar.close(failed=True)
+            raise
+        bar.close()
         return
     from tqdm import tqdm
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -55,6 +55,13 @@ class Settings(BaseModel):
     s3_endpoint_url: str | None = Field(None, description="S3-compatible endpoint URL")
     engines_dir: Path | None = Field(None, description="extra directory searched for recipes")
     transfer: TransferSettings = Field(default_factory=TransferSettings)
+    progress: Literal["auto", "bar", "plain", "off"] = Field(
+        "auto", description="progress output: bars on a terminal, plain lines otherwise (auto)"
+    )
+    builder_image: str = Field("", description="builder container image; part of engine keys when set")
+    transport: dict[str, Any] = Field(
+        default_factory=dict, description="MPI/NCCL/UCX transport settings (see triton_llm.launch.transport)"
+    )
 
     def store_uri(self) -> str:
         """The configured store, or the embedded default ``file://<cache_dir>/store``."""

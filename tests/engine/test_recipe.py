@@ -16,8 +16,13 @@ from triton_llm.engine.recipe import (
 from triton_llm.errors import ConfigError, NotFoundError, RecipeError, RecipeErrors
 from triton_llm.settings import load_settings
 
-SHIPPED = ["smollm2-135m", "smollm2-135m-int8wo", "llama-3.1-8b-instruct", "llama-3.1-70b-instruct",
-           "llama-3.1-8b-instruct-awq"]
+SHIPPED = [
+    "smollm2-135m",
+    "smollm2-135m-int8wo",
+    "llama-3.1-8b-instruct",
+    "llama-3.1-70b-instruct",
+    "llama-3.1-8b-instruct-awq",
+]
 
 
 def test_every_shipped_recipe_loads() -> None:
@@ -41,8 +46,16 @@ def test_shipped_recipes_cover_the_required_set() -> None:
 
 @pytest.mark.parametrize(
     ("raw", "value"),
-    [("3", 3), ("true", True), ("0.5", 0.5), ("fp8", "fp8"), ("{H100-SXM,L40S}", ["H100-SXM", "L40S"]),
-     ("", ""), ("null", None), ("{}", [])],
+    [
+        ("3", 3),
+        ("true", True),
+        ("0.5", 0.5),
+        ("fp8", "fp8"),
+        ("{H100-SXM,L40S}", ["H100-SXM", "L40S"]),
+        ("", ""),
+        ("null", None),
+        ("{}", []),
+    ],
 )
 def test_set_values_are_typed_like_helm(raw: str, value: object) -> None:
     assert parse_set_value(raw) == value
@@ -50,7 +63,9 @@ def test_set_values_are_typed_like_helm(raw: str, value: object) -> None:
 
 def test_overrides_apply_nested_and_indexed_fields() -> None:
     data = {"name": "x", "parallelism": {"tp": 1}}
-    out = apply_overrides(data, ["parallelism.tp=3", "build.plugins.gemm_plugin=disable", "target.gpus[1]=L4"])
+    out = apply_overrides(
+        data, ["parallelism.tp=3", "build.plugins.gemm_plugin=disable", "target.gpus[1]=L4"]
+    )
     assert out["parallelism"]["tp"] == 3
     assert out["build"]["plugins"]["gemm_plugin"] == "disable"
     assert out["target"]["gpus"] == [None, "L4"]
@@ -65,7 +80,7 @@ def test_override_changes_the_loaded_recipe() -> None:
 
 @pytest.mark.parametrize("bad", ["parallelism.tp", "=3", "a..b=1", "x[=1"])
 def test_malformed_override_is_rejected(bad: str) -> None:
-    with pytest.raises(RecipeError, match="expected field.path=value"):
+    with pytest.raises(RecipeError, match=r"expected field\.path=value"):
         apply_overrides({}, [bad])
 
 
@@ -131,14 +146,17 @@ def test_settings_precedence_flags_over_env_over_file(tmp_path: Path) -> None:
     assert (s.store, s.transfer.max_concurrency, s.transfer.retries) == ("s3://from-env/p", 7, 1)
     s = load_settings({"store": "file:///flag"}, environ=env, config_file=cfg)
     assert s.store == "file:///flag"
-    assert load_settings({}, environ={"XDG_CACHE_HOME": str(tmp_path)}, config_file=tmp_path / "none").store_uri() == (
-        (tmp_path / "triton-llm" / "store").as_uri()
-    )
+    assert load_settings(
+        {}, environ={"XDG_CACHE_HOME": str(tmp_path)}, config_file=tmp_path / "none"
+    ).store_uri() == ((tmp_path / "triton-llm" / "store").as_uri())
 
 
 @pytest.mark.parametrize(
     ("env", "field"),
-    [({"TRITON_LLM_TRANSFER__MAX_CONCURRENCY": "lots"}, "transfer.max_concurrency"), ({"TRITON_LLM_STOER": "x"}, "stoer")],
+    [
+        ({"TRITON_LLM_TRANSFER__MAX_CONCURRENCY": "lots"}, "transfer.max_concurrency"),
+        ({"TRITON_LLM_STOER": "x"}, "stoer"),
+    ],
 )
 def test_bad_settings_name_the_field(env: dict[str, str], field: str) -> None:
     with pytest.raises(ConfigError) as info:
