@@ -46,3 +46,46 @@ def test_ensure_tool_extracts_helm_and_kubectl_once(tmp_path: Path) -> None:
 def test_ensure_tool_rejects_an_unknown_tool(tmp_path: Path) -> None:
     with pytest.raises(NotFoundError, match="unknown tool 'kustomize'"):
         ensure_tool("kustomize", bin_dir=tmp_path)
+
+
+def test_values_yaml_documents_every_key() -> None:
+    """Every leaf key in values.yaml has a comment right above it, or sits under a key whose `# --`
+    comment documents the whole block (e.g. resources.requests/limits, tolerations items)."""
+    lines = (CHART_DIR / "values.yaml").read_text().splitlines()
+    stack: list[tuple[int, bool]] = []  # (indent, documents its whole block) of the enclosing keys
+    undocumented = []
+    for i, line in enumerate(lines):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#") or ":" not in stripped:
+            continue
+        indent = len(line) - len(line.lstrip(" -"))
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        previous = lines[i - 1].strip()
+        commented = previous.startswith("#")
+        block_documented = any(documents for _, documents in stack)
+        if stripped.endswith(":"):
+            stack.append((indent, block_documented or (commented and _block_comment(lines, i))))
+        elif not (commented or block_documented):
+            undocumented.append(f"line {i + 1}: {stripped}")
+    assert not undocumented, "undocumented values:\n" + "\n".join(undocumented)
+
+
+def _block_comment(lines: list[str], i: int) -> bool:
+    """Whether the comment above line ``i`` is a `# --` doc comment (possibly continued over lines)."""
+    j = i - 1
+    while j >= 0 and lines[j].strip().startswith("#"):
+        if lines[j].strip().startswith("# --"):
+            return True
+        j -= 1
+    return False
+
+
+def test_strict_kubernetes_validation_catches_a_misspelt_field() -> None:
+    """The built-in schema check can fail: strict mode rejects an unknown pod field."""
+    import kubernetes_validate
+
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x"}}
+    pod["spec"] = {"containers": [{"name": "c", "image": "i", "comand": ["x"]}]}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(pod, "1.35.0", strict=True)
