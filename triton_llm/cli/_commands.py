@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
-from triton_llm.cli import doctor, engine, launch
+from triton_llm.cli import demo, doctor, engine, launch, repo, serve, stream
 
-REGISTRY = [engine.register, launch.register, doctor.register]
+REGISTRY = [
+    engine.register,
+    launch.register,
+    doctor.register,
+    serve.register,
+    stream.register,
+    repo.register,
+    demo.register,
+]

@@ -1,0 +1,105 @@
+"""``triton-llm serve``: build or restore an engine, render its repository, run Triton."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from pathlib import Path
+
+from triton_llm.cli._common import add_recipe_flags, add_store_flags, settings_from_args
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="serve a recipe or engine on Triton in the foreground",
+        description="Ensure the engine (build it if needed), render the model repository into a fresh "
+        "directory and run tritonserver until SIGINT/SIGTERM. tp*pp > 1 goes through the MPI launcher.",
+        epilog="examples:\n  triton-llm serve smollm2-135m\n"
+        "  triton-llm serve smollm2-135m --set serving.chat_template=false --grpc-port 9001",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("ref", metavar="RECIPE|KEY", help="recipe name or path, or an engine key")
+    p.add_argument("--http-port", type=int, default=8000, help="HTTP port (default 8000)")
+    p.add_argument("--grpc-port", type=int, default=8001, help="gRPC port (default 8001)")
+    p.add_argument("--metrics-port", type=int, default=8002, help="metrics port (default 8002)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--repo-dir", type=Path, help="render the repository here (default: a fresh temp dir)")
+    p.add_argument("--ready-timeout", type=float, default=600.0, help="seconds to wait for readiness")
+    p.add_argument("--log-verbose", type=int, default=0, help="tritonserver --log-verbose level")
+    add_recipe_flags(p)
+    add_store_flags(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from triton_llm.engine.pipeline import ensure_local_engine
+    from triton_llm.repository import render_repository
+
+    settings = settings_from_args(args)
+    engine = ensure_local_engine(args.ref, settings=settings, overrides=args.overrides, backend=args.backend)
+    repo = args.repo_dir
+    if repo is None:
+        base = settings.cache_dir / "repos"
+        base.mkdir(parents=True, exist_ok=True)
+        repo = Path(tempfile.mkdtemp(prefix=f"{engine.key[:12]}-", dir=base)) / "model_repository"
+    render_repository(
+        engine.engine_dir,
+        serving=engine.recipe.serving,
+        out=repo.absolute(),
+        tokenizer_dir=engine.tokenizer_dir,
+        checkpoint_dir=engine.checkpoint_dir,
+        overwrite=args.repo_dir is not None,
+    )
+    print(f"model repository: {repo}", flush=True)
+    world = engine.recipe.parallelism.world_size
+    if world > 1:
+        return _serve_group(
+            args, repo.absolute(), tp=engine.recipe.parallelism.tp, pp=engine.recipe.parallelism.pp
+        )
+    from triton_llm.launch.tritonserver import TritonServer, run_foreground
+
+    server = TritonServer(
+        repo.absolute(),
+        http_port=args.http_port,
+        grpc_port=args.grpc_port,
+        metrics_port=args.metrics_port,
+        host=args.host,
+        log_verbose=args.log_verbose,
+    )
+    return run_foreground(server, ready_timeout=args.ready_timeout, on_ready=_announce)
+
+
+def _announce(server: object) -> None:
+    print(
+        f"ready: gRPC {server.grpc_url}  HTTP {server.http_url}  "  # type: ignore[attr-defined]
+        f'(try: triton-llm stream "Hello" --url {server.grpc_url})',  # type: ignore[attr-defined]
+        flush=True,
+    )
+
+
+def _serve_group(args: argparse.Namespace, repo: Path, *, tp: int, pp: int) -> int:
+    """tp*pp > 1: one tritonserver per rank under mpirun (the launcher's single call site)."""
+    from triton_llm.launch.hosts import local_hosts
+    from triton_llm.launch.plan import plan_triton_group
+    from triton_llm.launch.runner import run_group
+    from triton_llm.launch.tritonserver import ensure_python_backend, find_triton, server_env
+
+    install = find_triton()
+    ensure_python_backend(install)
+    plan = plan_triton_group(
+        install,
+        model_repo=repo,
+        tp=tp,
+        pp=pp,
+        hosts=local_hosts(tp * pp),
+        environ=server_env(install),
+        http_port=args.http_port,
+        grpc_port=args.grpc_port,
+        metrics_port=args.metrics_port,
+        log_verbose=args.log_verbose,
+        bind_address=args.host,
+        is_root=os.geteuid() == 0,
+    )
+    return run_group(plan)
