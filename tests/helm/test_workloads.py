@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import base64
+import subprocess
 
 import pytest
 
-from tests.helm._render import NAMESPACE, RELEASE, container, helm_template, pod_specs
+from tests.helm._render import CHART_DIR, CI_DIR, NAMESPACE, RELEASE, container, helm_template, pod_specs
 
 FULLNAME = f"{RELEASE}-triton-llm"
 
@@ -336,3 +337,19 @@ def test_the_ssh_key_is_generated_once_per_render_and_is_a_private_key(helm, bas
     r = helm_template(helm, set_values={**base_values, "parallelism.tp": "16"})
     pem = base64.b64decode(r.one("Secret")["data"]["ssh-privatekey"]).decode()
     assert pem.startswith("-----BEGIN EC PRIVATE KEY-----")
+
+
+def test_notes_state_the_derived_topology_and_how_to_test(helm) -> None:
+    """NOTES.txt (rendered by a client-side dry-run install) tells the operator what was deployed."""
+    argv = [str(helm), "install", RELEASE, str(CHART_DIR), "-n", NAMESPACE, "--dry-run=client"]
+    proc = subprocess.run(
+        [*argv, "-f", str(CI_DIR / "ipoib-values.yaml")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    notes = proc.stdout.split("NOTES:", 1)[1]
+    assert "tp=8 x pp=2 = 16 ranks per group" in notes
+    assert "2 pod(s) x 8 GPU(s) per group" in notes
+    assert f"helm test {RELEASE} -n {NAMESPACE}" in notes
