@@ -361,7 +361,7 @@ def test_non_llama_architectures_are_rejected() -> None:
 def test_toolchain_versions_pinned_without_tensorrt_llm() -> None:
     pinned = load_facts()["toolchain"]
     versions = TrtllmBackend(environ={}).toolchain_versions()
-    assert versions == {"tensorrt_llm": pinned["tensorrt_llm"], "tensorrt": pinned["tensorrt"]}
+    assert versions == {"tensorrt_llm": "1.2.1", "tensorrt": pinned["tensorrt"], "cuda": "13.0"}
     with_image = TrtllmBackend(environ={"TRITON_LLM_BUILDER_IMAGE": "registry/trtllm:1"}).toolchain_versions()
     assert with_image == {**versions, "builder_image": "registry/trtllm:1"}
 

@@ -174,19 +174,22 @@ class TrtllmBackend:
         self.python = python
 
     def toolchain_versions(self) -> dict[str, str]:
-        """Installed tensorrt_llm/tensorrt when importable, else the pinned 1.2.1 versions.
+        """Installed tensorrt_llm/tensorrt/CUDA when importable, else the pinned 1.2.1 versions.
 
-        CUDA is not part of the key: engine compatibility follows the TensorRT version, and
-        the CUDA of the pinned container could not be confirmed (see the facts file).
+        The pinned CUDA is the one the pinned TensorRT build targets (see the facts file), so
+        ``--dry-run`` keys here equal the keys a builder in the pinned container computes.
         """
         pinned = load_facts()["toolchain"]
-        versions = {"tensorrt_llm": pinned["tensorrt_llm"], "tensorrt": pinned["tensorrt"]}
+        versions = {k: pinned[k] for k in ("tensorrt_llm", "tensorrt", "cuda")}
         if importlib.util.find_spec("tensorrt_llm") is not None:
             for dist in ("tensorrt_llm", "tensorrt"):
                 try:
                     versions[dist] = importlib.metadata.version(dist)
                 except importlib.metadata.PackageNotFoundError:
                     versions[dist] = "unknown"
+            import torch
+
+            versions["cuda"] = str(torch.version.cuda)
         if self.builder_image:
             versions["builder_image"] = self.builder_image
         return versions
