@@ -30,7 +30,9 @@ def test_default_model_facts_come_from_the_gguf(smollm2: ModelInfo) -> None:
 
 def test_shipped_recipes_validate_for_their_backends(smollm2: ModelInfo) -> None:
     assert validate(load_recipe("smollm2-135m"), smollm2, CpuBackend()) == [None]
-    assert validate(load_recipe("smollm2-135m", overrides=["parallelism.tp=3"]), smollm2, CpuBackend()) == [None]
+    assert validate(load_recipe("smollm2-135m", overrides=["parallelism.tp=3"]), smollm2, CpuBackend()) == [
+        None
+    ]
     targets = validate(load_recipe("llama-3.1-70b-instruct"), llama("70B"), TrtllmBackend())
     assert [t.name for t in targets if t] == ["H100-SXM"]
     targets = validate(load_recipe("llama-3.1-8b-instruct-awq"), llama("8B"), TrtllmBackend())
@@ -39,23 +41,65 @@ def test_shipped_recipes_validate_for_their_backends(smollm2: ModelInfo) -> None
 
 BAD = [
     # (recipe, overrides, backend, model, field, fragments)
-    ("smollm2-135m", ["parallelism.tp=2"], "cpu", "smol", "parallelism.tp",
-     ["tp=2", "9 attention heads", "rule"]),
+    (
+        "smollm2-135m",
+        ["parallelism.tp=2"],
+        "cpu",
+        "smol",
+        "parallelism.tp",
+        ["tp=2", "9 attention heads", "rule"],
+    ),
     ("smollm2-135m", ["parallelism.tp=2"], "cpu", "smol", "parallelism.tp", ["3 KV heads"]),
-    ("llama-3.1-8b-instruct", ["parallelism.tp=12"], "trtllm", "8B", "parallelism.tp",
-     ["tp=12", "32 attention heads", "8 KV heads"]),
+    (
+        "llama-3.1-8b-instruct",
+        ["parallelism.tp=12"],
+        "trtllm",
+        "8B",
+        "parallelism.tp",
+        ["tp=12", "32 attention heads", "8 KV heads"],
+    ),
     ("smollm2-135m", ["parallelism.pp=31"], "cpu", "smol", "parallelism.pp", ["pp=31", "30 layers"]),
-    ("smollm2-135m", ["build.max_seq_len=9000"], "cpu", "smol", "build.max_seq_len",
-     ["9000", "8192 positions"]),
-    ("llama-3.1-8b-instruct", ["target.gpus={A100-80GB}"], "trtllm", "8B", "quantization.format",
-     ["fp8", "SM >= 89", "A100"]),
-    ("llama-3.1-8b-instruct", ["quantization.format=nvfp4", "quantization.kv_cache_dtype=auto"], "trtllm", "8B",
-     "quantization.format", ["nvfp4", "SM >= 100"]),
-    ("smollm2-135m", ["quantization.format=fp8"], "cpu", "smol", "quantization.format",
-     ["fp8", "cpu backend"]),
+    (
+        "smollm2-135m",
+        ["build.max_seq_len=9000"],
+        "cpu",
+        "smol",
+        "build.max_seq_len",
+        ["9000", "8192 positions"],
+    ),
+    (
+        "llama-3.1-8b-instruct",
+        ["target.gpus={A100-80GB}"],
+        "trtllm",
+        "8B",
+        "quantization.format",
+        ["fp8", "SM >= 89", "A100"],
+    ),
+    (
+        "llama-3.1-8b-instruct",
+        ["quantization.format=nvfp4", "quantization.kv_cache_dtype=auto"],
+        "trtllm",
+        "8B",
+        "quantization.format",
+        ["nvfp4", "SM >= 100"],
+    ),
+    (
+        "smollm2-135m",
+        ["quantization.format=fp8"],
+        "cpu",
+        "smol",
+        "quantization.format",
+        ["fp8", "cpu backend"],
+    ),
     ("smollm2-135m", ["quantization.format=int4_awq"], "cpu", "smol", "quantization.format", ["int4_awq"]),
-    ("llama-3.1-8b-instruct", ["target.gpus={H100}"], "trtllm", "8B", "target.gpus[0]",
-     ["unknown GPU 'H100'", "H100-SXM"]),
+    (
+        "llama-3.1-8b-instruct",
+        ["target.gpus={H100}"],
+        "trtllm",
+        "8B",
+        "target.gpus[0]",
+        ["unknown GPU 'H100'", "H100-SXM"],
+    ),
     ("llama-3.1-8b-instruct", ["target.gpus={}"], "trtllm", "8B", "target.gpus", ["target GPU"]),
     ("smollm2-135m", ["build.max_num_tokens=100"], "cpu", "smol", "build.max_num_tokens", ["max_input_len"]),
 ]
@@ -85,7 +129,12 @@ def test_bad_recipe_is_rejected_with_its_reason(
 def test_all_problems_are_reported_together(smollm2: ModelInfo) -> None:
     recipe = load_recipe(
         "smollm2-135m",
-        overrides=["parallelism.tp=2", "parallelism.pp=40", "build.max_seq_len=9000", "quantization.format=fp8"],
+        overrides=[
+            "parallelism.tp=2",
+            "parallelism.pp=40",
+            "build.max_seq_len=9000",
+            "quantization.format=fp8",
+        ],
     )
     with pytest.raises(RecipeErrors) as caught:
         validate(recipe, smollm2, CpuBackend())
