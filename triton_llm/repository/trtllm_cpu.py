@@ -193,6 +193,7 @@ class CpuLlmModel:
         if self.decoupled and stream.sender.is_cancelled():
             self.loop.cancel(request_id)
             self._finish(request_id, None)
+            self.pb.Logger.log_info(f"tensorrt_llm: request {request_id} cancelled by the client")
             return
         if event.error:
             self._finish(request_id, _pb.error_response(self.pb, str(event.error)))

@@ -1,0 +1,58 @@
+"""Preprocessing checks with the real SmolLM2 tokenizer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from triton_llm.repository.preprocess import Preprocessor, RequestError, list_to_words, words_to_list
+
+
+@pytest.fixture
+def pre(tokenizer):
+    return Preprocessor(tokenizer, max_input_len=64, max_seq_len=96, chat_template=False)
+
+
+def test_plain_prompt(pre, tokenizer):
+    p = pre.prepare("Hello there", max_tokens=8)
+    assert p.input_ids.tolist() == tokenizer.encode("Hello there")
+    assert p.end_id == tokenizer.eos_token_id and p.output_len == 8
+
+
+def test_chat_template_server_default_and_per_request_switch(tokenizer):
+    on = Preprocessor(tokenizer, max_input_len=256, max_seq_len=512, chat_template=True)
+    with_template = tokenizer.decode(on.prepare("Hi", max_tokens=4).input_ids)
+    assert "<|im_start|>user" in with_template and with_template.rstrip().endswith("assistant")
+    raw = on.prepare("Hi", max_tokens=4, apply_chat_template=False).input_ids
+    assert tokenizer.decode(raw) == "Hi"
+
+
+@pytest.mark.parametrize(
+    ("prompt", "max_tokens", "message"),
+    [
+        ("", 8, "text_input is empty"),
+        ("   \n", 8, "text_input is empty"),
+        ("hi", 0, "max_tokens must be at least 1"),
+        ("hi", -3, "max_tokens must be at least 1"),
+        ("word " * 100, 8, "above the engine's max_input_len of 64"),
+        ("hi", 200, "above the engine limit"),
+    ],
+)
+def test_rejected_requests_name_the_problem(pre, prompt, max_tokens, message):
+    with pytest.raises(RequestError, match=message):
+        pre.prepare(prompt, max_tokens=max_tokens)
+
+
+def test_end_id_outside_vocabulary(pre):
+    with pytest.raises(RequestError, match="end_id 999999 is outside the vocabulary"):
+        pre.prepare("hi", max_tokens=2, end_id=999999)
+
+
+def test_words_round_trip(tokenizer):
+    arr = words_to_list(["stop here", "\n\n", ""], tokenizer)
+    assert arr.shape[0] == 2 and arr.dtype == np.int32
+    assert list_to_words(arr) == [
+        tokenizer.encode("stop here", add_special_tokens=False),
+        tokenizer.encode("\n\n", add_special_tokens=False),
+    ]
+    assert list_to_words(words_to_list([], tokenizer)) == []
