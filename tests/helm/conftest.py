@@ -39,7 +39,7 @@ def render_ci(helm: Path):
 @pytest.fixture(scope="session")
 def base_values() -> dict[str, Any]:
     """The smallest valid values on top of the chart defaults (what every install must set)."""
-    return {"engine.key": "0123456789abcdef", "engine.store": "s3://bucket/engines"}
+    return {"engine.key": "ab" * 32, "engine.store": "s3://bucket/engines"}
 
 
 @pytest.fixture(scope="session")

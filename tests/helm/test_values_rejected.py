@@ -14,6 +14,7 @@ from tests.helm._render import HelmFailed, helm_template
 BAD_VALUES = [
     ("no engine key", {"engine.key": ""}, "engine.key: set the engine key"),
     ("engine key not hex", {"engine.key": "not-a-key"}, "/engine/key"),
+    ("engine key a prefix", {"engine.key": "3f2a9c1d"}, "/engine/key"),
     ("engine store not s3", {"engine.store": "gs://bucket/x"}, "engine.store: set an s3://bucket/prefix URI"),
     (
         "tp not a multiple of gpusPerNode",

@@ -45,7 +45,8 @@ def test_single_node_renders_a_deployment_and_no_group_machinery(render_ci) -> N
     assert not r.of_kind("LeaderWorkerSet") and not r.of_kind("StatefulSet")
     assert not r.of_kind("Secret") and not r.of_kind("Role")
     argv = container(pod_specs(r)["leader"])["command"]
-    assert argv[:3] == ["triton-llm", "launch", "0123456789abcdef"]
+    key = r.one("Deployment")["spec"]["template"]["metadata"]["annotations"]["triton-llm/engine-key"]
+    assert argv[:3] == ["triton-llm", "launch", key] and len(key) == 64
     assert not {"--lws", "--statefulset", "--agent"} & set(argv)
 
 
@@ -171,6 +172,9 @@ def test_init_containers_pull_then_render_the_engine_key(render_ci) -> None:
     assert pull["command"][:4] == ["triton-llm", "engine", "pull", key]
     assert _flag(pull["command"], "--store") == "s3://models-prod/triton-llm"
     assert render["command"][:4] == ["triton-llm", "repo", "render", key]
+    # the render restores into the same cache entry the pull verified, so nothing is downloaded twice
+    assert _flag(pull["command"], "--dest") == f"/var/cache/triton-llm/entries/engine/{key}"
+    assert _flag(render["command"], "--store") == _flag(pull["command"], "--store")
     leader = container(pod_specs(render_ci("lws-roce-values.yaml"))["leader"])["command"]
     assert _flag(leader, "--engine-dir") == _flag(pull["command"], "--dest")
     assert _flag(leader, "--model-repo") == _flag(render["command"], "--out")

@@ -324,11 +324,12 @@ Usage: command: {{- include "triton-llm.command" (dict "root" $ "role" "leader")
 {{- end }}
 
 {{/*
-Directory the init container pulls the engine into (on the node-local cache volume).
+Directory the init container pulls the engine into: the cache entry `triton-llm repo render KEY` restores
+to (<cache>/entries/engine/<key>), so the render finds it verified in place and downloads nothing twice.
 Usage: {{ include "triton-llm.engineDir" . }}
 */}}
 {{- define "triton-llm.engineDir" -}}
-{{- printf "%s/engines/%s" (include "triton-llm.path" (list "cache")) .Values.engine.key }}
+{{- printf "%s/entries/engine/%s" (include "triton-llm.path" (list "cache")) .Values.engine.key }}
 {{- end }}
 
 {{/*
@@ -486,9 +487,10 @@ spec:
       image: {{ include "triton-llm.image" $root }}
       imagePullPolicy: {{ $v.image.pullPolicy }}
       command:
-        {{- toYaml (list "triton-llm" "repo" "render" $key "--out" (include "triton-llm.path" (list "modelRepo"))) | nindent 8 }}
+        {{- toYaml (list "triton-llm" "repo" "render" $key "--out" (include "triton-llm.path" (list "modelRepo")) "--store" $v.engine.store) | nindent 8 }}
       env:
         {{- include "triton-llm.commonEnv" (dict "root" $root "serving" false) | trim | nindent 8 }}
+        {{- include "triton-llm.storeEnv" $root | trim | nindent 8 }}
       resources:
         {{- toYaml $v.initResources | nindent 8 }}
       securityContext:
@@ -585,7 +587,7 @@ Usage: {{- include "triton-llm.validateValues" . }}
 {{- $gpn := int $v.gpusPerNode }}
 {{- $nodes := include "triton-llm.nodesPerReplica" . | int }}
 {{- if not $v.engine.key }}
-{{- $errs = append $errs "engine.key: set the engine key printed by `triton-llm engine build RECIPE --dry-run` (hex, 8+ digits)" }}
+{{- $errs = append $errs "engine.key: set the engine key printed by `triton-llm engine build RECIPE --dry-run` (the full 64 hex digits)" }}
 {{- end }}
 {{- if not (hasPrefix "s3://" $v.engine.store) }}
 {{- $errs = append $errs (printf "engine.store: set an s3://bucket/prefix URI (got %q)" $v.engine.store) }}
