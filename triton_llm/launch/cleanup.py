@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import sys
 import time
@@ -76,13 +77,19 @@ def end_processes(pids: list[int], *, grace: float = 2.0) -> list[int]:
 
 
 def remove_shm(prefix: str, *, shm_dir: Path = Path("/dev/shm")) -> list[str]:
-    """Remove ``<shm_dir>/<prefix>*``; returns the names removed. An empty prefix removes nothing."""
+    """Remove ``<shm_dir>/<prefix>*`` (files and directories); returns the names removed.
+
+    An empty prefix removes nothing.
+    """
     removed: list[str] = []
     if not prefix or not shm_dir.is_dir():
         return removed
     for p in shm_dir.glob(f"{prefix}*"):
         try:
-            p.unlink()
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
             removed.append(p.name)
         except FileNotFoundError:
             pass

@@ -38,6 +38,7 @@ class LaunchPlan:
     shm_prefix: str
     agent: Agent | None = None
     remote_hosts: list[str] = field(default_factory=list)
+    mpi_shm_dir: str | None = None
 
     @property
     def world_size(self) -> int:
@@ -89,6 +90,7 @@ def build_mpi_command(
     agent: Agent | None = None,
     transport: TransportSettings | None = None,
     forward_env: Sequence[str] = FORWARDED_ENV,
+    mpi_shm_dir: str | None = None,
     mpirun: str = "mpirun",
 ) -> list[str]:
     """The MPMD ``mpirun`` command line: one program per rank, placed on hosts by slot.
@@ -100,6 +102,8 @@ def build_mpi_command(
         agent: how to reach remote hosts (needed when ranks leave the first host).
         transport: interface settings, passed as ``--mca``/``-x``.
         forward_env: variables exported to every rank (``-x NAME``) if set where mpirun runs.
+        mpi_shm_dir: where Open MPI puts its shared-memory segments (``btl_vader_backing_directory``);
+            a per-group directory lets cleanup remove segments that killed ranks leave behind.
         mpirun: the mpirun executable.
 
     Raises:
@@ -117,6 +121,8 @@ def build_mpi_command(
         argv += [*agent.mca_args(), "--mca", "plm_rsh_no_tree_spawn", "1"]
     if transport is not None:
         argv += transport_mpi_args(transport)[0]
+    if mpi_shm_dir:
+        argv += ["--mca", "btl_vader_backing_directory", mpi_shm_dir]
     argv += ["-x", GROUP_ENV]
     for name in forward_env:
         if name != GROUP_ENV:
@@ -168,6 +174,9 @@ def plan_mpi(
 ) -> LaunchPlan:
     """A complete plan for any per-rank programs (Triton ranks or plain MPI programs).
 
+    With a ``shm_prefix``, Open MPI's shared-memory segments go to ``/dev/shm/<shm_prefix>mpi``
+    (created by the runner on every host), so cleanup removes them with the python-backend regions.
+
     Raises:
         LaunchPlanError: as :func:`build_mpi_command`.
     """
@@ -175,6 +184,7 @@ def plan_mpi(
         environ, group_id=group_id, transport=transport, library_path=library_path, is_root=is_root
     )
     forward = [n for n in FORWARDED_ENV if n in env]
+    mpi_shm_dir = f"/dev/shm/{shm_prefix}mpi" if shm_prefix else None
     argv = build_mpi_command(
         rank_argvs,
         hosts=hosts,
@@ -182,6 +192,7 @@ def plan_mpi(
         agent=agent,
         transport=transport,
         forward_env=forward,
+        mpi_shm_dir=mpi_shm_dir,
         mpirun=mpirun,
     )
     placement = place_ranks(hosts, len(rank_argvs))
@@ -194,6 +205,7 @@ def plan_mpi(
         shm_prefix=shm_prefix,
         agent=agent,
         remote_hosts=remote,
+        mpi_shm_dir=mpi_shm_dir,
     )
 
 

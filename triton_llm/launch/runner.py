@@ -23,9 +23,15 @@ from triton_llm.launch.plan import LaunchPlan
 
 
 def wait_for_hosts(
-    hosts: Sequence[str], agent: Agent, *, timeout: float, probe_timeout: float = 10.0, interval: float = 1.0
+    hosts: Sequence[str],
+    agent: Agent,
+    *,
+    timeout: float,
+    probe: Sequence[str] = ("true",),
+    probe_timeout: float = 10.0,
+    interval: float = 1.0,
 ) -> None:
-    """Run ``true`` on every host through the agent until all answer.
+    """Run ``probe`` (default ``true``) on every host through the agent until all answer.
 
     Raises:
         LaunchError: a host did not answer within ``timeout`` seconds; names the host and the last error.
@@ -38,7 +44,7 @@ def wait_for_hosts(
             remaining = max(0.5, min(probe_timeout, deadline - time.monotonic()))
             try:
                 proc = subprocess.run(
-                    [*agent.argv(), host, "true"],
+                    [*agent.argv(), host, *probe],
                     stdin=subprocess.DEVNULL,
                     capture_output=True,
                     text=True,
@@ -113,8 +119,11 @@ def run_group(
     Raises:
         LaunchError: a remote host never joined, or mpirun could not start.
     """
+    probe = ["mkdir", "-p", plan.mpi_shm_dir] if plan.mpi_shm_dir else ["true"]
     if plan.remote_hosts and plan.agent is not None:
-        wait_for_hosts(plan.remote_hosts, plan.agent, timeout=join_timeout)
+        wait_for_hosts(plan.remote_hosts, plan.agent, timeout=join_timeout, probe=probe)
+    if plan.mpi_shm_dir:
+        os.makedirs(plan.mpi_shm_dir, exist_ok=True)
     env = {**os.environ, **plan.env}
     try:
         proc = subprocess.Popen(plan.argv, env=env, start_new_session=True, stdout=stdout, stderr=stderr)
