@@ -67,7 +67,7 @@ def test_statefulset_dry_run(capsys: pytest.CaptureFixture[str]) -> None:
             ["--set", "parallelism.tp=2", "--statefulset", "trt", "--transport", "btl_tcp_if_include=lo"],
             "loopback",
         ),
-        (["--set", "parallelism.tp=2", "--engine-dir", "ENGINE"], "tp*pp = 2 ranks but engine dir"),
+        (["--set", "parallelism.tp=2", "--engine-dir", "ENGINE"], "tp*pp = 2 ranks but"),
         (["--agent", "kubectl", "--ssh-key", "/k"], "only apply to --agent ssh"),
         (["--lws"], "--lws needs LWS_LEADER_ADDRESS"),
         (["--set", "parallelism.tpp=2"], "parallelism.tpp"),

@@ -173,3 +173,25 @@ def test_engine_rank_files_must_match_tp_pp(tmp_path: Path) -> None:
         check_engine_ranks(tmp_path, 2)
     with pytest.raises(LaunchError, match="none"):
         check_engine_ranks(tmp_path / "missing", 1)
+
+
+def test_engine_mapping_must_match_tp_pp(tmp_path: Path) -> None:
+    import json
+
+    config = {
+        "pretrained_config": {"mapping": {"tp_size": 3, "pp_size": 1}},
+        "runtime": {"weights": "checkpoint"},
+    }
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    check_engine_ranks(tmp_path, 3)  # a cpu engine: rank files live in the checkpoint
+    with pytest.raises(LaunchError) as e:
+        check_engine_ranks(tmp_path, 2)
+    assert "tp*pp = 2 ranks" in str(e.value) and "built for 3 (tp_size=3, pp_size=1)" in str(e.value)
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    for i in range(3):
+        (ckpt / f"rank{i}.safetensors").write_bytes(b"x")
+    check_engine_ranks(tmp_path, 3, checkpoint_dir=ckpt)
+    (ckpt / "rank2.safetensors").unlink()
+    with pytest.raises(LaunchError, match=r"2 rank file\(s\) \(rank0\.safetensors, rank1\.safetensors\)"):
+        check_engine_ranks(tmp_path, 3, checkpoint_dir=ckpt)

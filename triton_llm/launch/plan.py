@@ -60,23 +60,48 @@ def shm_prefix_for(group_id: str) -> str:
     return f"tllm_{group_id}_r"
 
 
-def check_engine_ranks(engine_dir: Path, world_size: int) -> None:
-    """Check that an engine directory has one rank file per rank (``rank<i>.engine`` and friends).
+def _rank_files(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if _RANK_FILE.match(p.name)) if folder.is_dir() else []
+
+
+def check_engine_ranks(engine_dir: Path, world_size: int, *, checkpoint_dir: Path | None = None) -> None:
+    """Check that an engine was built for ``world_size`` ranks and has one rank file per rank.
+
+    The engine's ``config.json`` mapping (``pretrained_config.mapping.tp_size * pp_size``) must equal
+    ``world_size``. Rank files (``rank<i>.engine``, ``rank<i>.safetensors``, ...) must be numbered
+    ``0..world_size-1``: in ``engine_dir``, or for a cpu engine that serves its checkpoint
+    (``runtime.weights == "checkpoint"``) in ``checkpoint_dir`` when given.
 
     Raises:
-        LaunchPlanError: the count or the numbering does not match tp*pp; names both.
+        LaunchPlanError: the mapping or the rank files do not match tp*pp; names both.
     """
-    found = (
-        sorted(p.name for p in engine_dir.iterdir() if _RANK_FILE.match(p.name))
-        if engine_dir.is_dir()
-        else []
-    )
-    ranks = sorted(int(_RANK_FILE.match(n).group(1)) for n in found)  # type: ignore[union-attr]
+    import json
+
+    config_path = engine_dir / "config.json"
+    config = json.loads(config_path.read_text()) if config_path.is_file() else {}
+    mapping = (config.get("pretrained_config") or {}).get("mapping") or {}
+    if mapping:
+        built = int(mapping.get("tp_size", 1)) * int(mapping.get("pp_size", 1))
+        if built != world_size:
+            raise LaunchPlanError(
+                f"tp*pp = {world_size} ranks but engine {engine_dir} was built for {built} "
+                f"(tp_size={mapping.get('tp_size', 1)}, pp_size={mapping.get('pp_size', 1)})",
+                path=str(engine_dir),
+                value=world_size,
+                hint="rebuild the engine for this parallelism, or set parallelism.tp/pp to match the engine",
+            )
+    folder = engine_dir
+    if (config.get("runtime") or {}).get("weights") == "checkpoint":
+        if checkpoint_dir is None:
+            return  # the rank files live in the checkpoint; the mapping check above covers the engine
+        folder = checkpoint_dir
+    found = _rank_files(folder)
+    ranks = sorted(int(m.group(1)) for m in map(_RANK_FILE.match, found) if m)
     if ranks != list(range(world_size)):
         raise LaunchPlanError(
-            f"tp*pp = {world_size} ranks but engine dir {engine_dir} has {len(found)} rank file(s)"
-            f" ({', '.join(found) or 'none'})",
-            path=str(engine_dir),
+            f"tp*pp = {world_size} ranks but {folder} has {len(found)} rank file(s) "
+            f"({', '.join(found) or 'none'})",
+            path=str(folder),
             value=world_size,
             hint="rebuild the engine for this parallelism, or set parallelism.tp/pp to match the engine",
         )
