@@ -266,6 +266,19 @@ class Generator:
             return TokenEvent(rid, [token], True, "length")
         return TokenEvent(rid, [token])
 
+    def prompt_logits(self, input_ids: list[int]) -> torch.Tensor:
+        """Float32 next-token logits ``[vocab]`` after a prompt (for accuracy checks; idle only).
+
+        Raises:
+            UsageError: requests are queued or running.
+            InvalidRequestError: bad or too many ids.
+        """
+        if self.has_work():
+            raise UsageError("prompt_logits needs an idle generator (no queued or running requests)")
+        self.validate(GenerationRequest("prompt_logits", list(input_ids), 1), check_duplicates=False)
+        plan = StepPlan(moves=self._retire([]), prefills=[(0, list(input_ids))])
+        return self._execute(plan)[0].clone()
+
     def abort_all(self, message: str) -> list[TokenEvent]:
         """End every queued and running request with an ``error`` event (after a failed step)."""
         events = [
