@@ -34,6 +34,7 @@ class Chunk:
     text: str
     time: float
     final: bool = False
+    tokens: int | None = None  # tokens in this response (num_output_tokens), when the model reports it
 
 
 @dataclass
@@ -119,11 +120,22 @@ def classify_error(message: str, *, url: str, model: str, status: str = "") -> C
     return ClientError(f"request failed: {text}")
 
 
+def chunk_from(result: Any, when: float) -> Chunk:
+    """A Chunk from a tritonclient InferResult of the ensemble/BLS."""
+    final = result.get_response().parameters["triton_final_response"].bool_param
+    out = result.as_numpy("text_output")
+    text = out.reshape(-1)[0].decode("utf-8") if out is not None and out.size else ""
+    count = result.as_numpy("num_output_tokens")
+    tokens = int(count.reshape(-1)[0]) if count is not None and count.size else None
+    return Chunk(text=text, time=when, final=final, tokens=tokens)
+
+
 def summarize(chunks: list[Chunk], *, sent: float) -> Completion:
     """Text, token count and timings of a finished stream.
 
-    Each response is one decode step. Responses with no text at the very start (the
-    stream-open marker) and the empty final one (the close marker) are not tokens.
+    The token count is the sum of ``num_output_tokens``; for a model that does not report
+    it, each response counts as one decode step, except an empty first response (the
+    stream-open marker) and an empty final one (the close marker).
     """
     pieces = [c.text for c in chunks]
     counted = list(chunks)
@@ -134,6 +146,8 @@ def summarize(chunks: list[Chunk], *, sent: float) -> Completion:
     text_times = [c.time for c in chunks if c.text]
     last = chunks[-1].time if chunks else sent
     tokens = len(counted)
+    if chunks and all(c.tokens is not None for c in chunks):
+        tokens = sum(c.tokens or 0 for c in chunks)
     ttft = text_times[0] - sent if text_times else None
     tpot = (text_times[-1] - text_times[0]) / (tokens - 1) if text_times and tokens > 1 else None
     return Completion(

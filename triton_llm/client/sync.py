@@ -13,6 +13,7 @@ from triton_llm.client._request import (
     GenerateParams,
     build_inputs,
     check_params,
+    chunk_from,
     classify_error,
     new_request_id,
     summarize,
@@ -120,11 +121,9 @@ class LLMClient:
                     ) from None
                 if error is not None:
                     raise self._error(error)
-                final = result.get_response().parameters["triton_final_response"].bool_param
-                out = result.as_numpy("text_output")
-                text = out.reshape(-1)[0].decode("utf-8") if out is not None and out.size else ""
-                yield Chunk(text=text, time=time.perf_counter(), final=final)
-                if final:
+                chunk = chunk_from(result, time.perf_counter())
+                yield chunk
+                if chunk.final:
                     finished = True
                     return
         finally:

@@ -101,23 +101,26 @@ class BlsModel:
                 ids = [int(x) for x in tensor.as_numpy().reshape(-1)]
                 if streaming:
                     piece = detok.push(ids) if ids else detok.flush()
-                    if piece:
-                        self._send_text(sender, piece)
+                    if piece or ids:
+                        self._send_text(sender, piece, len(ids))
                 else:
                     detok.ids.extend(ids)
             if not streaming:
-                self._send_text(sender, decode(self.tokenizer, detok.ids, skip_special_tokens=self.skip))
+                text = decode(self.tokenizer, detok.ids, skip_special_tokens=self.skip)
+                self._send_text(sender, text, len(detok.ids))
             else:
                 tail = detok.flush()
                 if tail:
-                    self._send_text(sender, tail)
+                    self._send_text(sender, tail, 0)
             sender.send(flags=final)
         except Exception as e:  # every failure must reach the client and end the stream
             sender.send(_pb.error_response(pb, str(e)), flags=final)
 
-    def _send_text(self, sender: Any, text: str) -> None:
+    def _send_text(self, sender: Any, text: str, tokens: int) -> None:
         out = np.array([[text.encode("utf-8")]], dtype=object)
-        sender.send(self.pb.InferenceResponse(output_tensors=[self.pb.Tensor("text_output", out)]))
+        count = np.array([[tokens]], dtype=np.int32)
+        tensors = [self.pb.Tensor("text_output", out), self.pb.Tensor("num_output_tokens", count)]
+        sender.send(self.pb.InferenceResponse(output_tensors=tensors))
 
     def execute(self, requests: list[Any]) -> None:
         for request in requests:

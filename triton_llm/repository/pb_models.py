@@ -91,6 +91,7 @@ class PostprocessingModel:
             tokens = tokens[:, None, :]
         lengths = lengths.reshape(tokens.shape[0], tokens.shape[1])
         texts = []
+        counts = []
         for b in range(tokens.shape[0]):
             row = []
             for beam in range(tokens.shape[1]):
@@ -100,8 +101,14 @@ class PostprocessingModel:
                 text = postprocess_text(self.states, stream_key, ids, seq_len)
                 row.append(text.encode("utf-8"))
             texts.append(row)
+            counts.append([len(ids) if tokens.shape[1] == 1 else int(lengths[b].max())])
         out = np.array(texts, dtype=object).reshape(tokens.shape[0], -1)
-        return pb.InferenceResponse(output_tensors=[pb.Tensor("OUTPUT", out)])
+        return pb.InferenceResponse(
+            output_tensors=[
+                pb.Tensor("OUTPUT", out),
+                pb.Tensor("NUM_OUTPUT_TOKENS", np.array(counts, dtype=np.int32)),
+            ]
+        )
 
     def execute(self, requests: list[Any]) -> list[Any]:
         responses = []
