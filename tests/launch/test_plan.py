@@ -195,3 +195,17 @@ def test_engine_mapping_must_match_tp_pp(tmp_path: Path) -> None:
     (ckpt / "rank2.safetensors").unlink()
     with pytest.raises(LaunchError, match=r"2 rank file\(s\) \(rank0\.safetensors, rank1\.safetensors\)"):
         check_engine_ranks(tmp_path, 3, checkpoint_dir=ckpt)
+
+
+def test_ranks_yield_when_a_host_has_more_ranks_than_cores() -> None:
+    crowded = plan_mpi([["a"]] * 3, hosts=local_hosts(3), environ={}, group_id="g", local_cpus=2)
+    roomy = plan_mpi([["a"]] * 2, hosts=local_hosts(2), environ={}, group_id="g", local_cpus=2)
+    assert "--mca mpi_yield_when_idle 1" in shlex.join(crowded.argv)
+    assert "mpi_yield_when_idle" not in roomy.argv
+
+
+def test_shm_prefix_gives_open_mpi_a_group_directory() -> None:
+    plan = plan_mpi([["a"]], hosts=local_hosts(1), environ={}, group_id="g", shm_prefix="tllm_g_r")
+    assert plan.mpi_shm_dir == "/dev/shm/tllm_g_rmpi"
+    assert "--mca btl_vader_backing_directory /dev/shm/tllm_g_rmpi" in shlex.join(plan.argv)
+    assert plan_mpi([["a"]], hosts=local_hosts(1), environ={}, group_id="g").mpi_shm_dir is None

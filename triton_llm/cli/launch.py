@@ -242,6 +242,7 @@ def run_launch(args: argparse.Namespace) -> int:
         metrics_port=args.metrics_port,
         log_verbose=args.log_verbose,
         is_root=os.geteuid() == 0,
+        local_cpus=os.cpu_count(),
     )
     if args.dry_run:
         print(plan.render())

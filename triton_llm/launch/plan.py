@@ -116,6 +116,7 @@ def build_mpi_command(
     transport: TransportSettings | None = None,
     forward_env: Sequence[str] = FORWARDED_ENV,
     mpi_shm_dir: str | None = None,
+    yield_when_idle: bool = False,
     mpirun: str = "mpirun",
 ) -> list[str]:
     """The MPMD ``mpirun`` command line: one program per rank, placed on hosts by slot.
@@ -129,6 +130,8 @@ def build_mpi_command(
         forward_env: variables exported to every rank (``-x NAME``) if set where mpirun runs.
         mpi_shm_dir: where Open MPI puts its shared-memory segments (``btl_vader_backing_directory``);
             a per-group directory lets cleanup remove segments that killed ranks leave behind.
+        yield_when_idle: ranks yield the CPU while waiting in MPI (``mpi_yield_when_idle``); needed
+            when a host runs more ranks than it has cores, or busy-polling ranks starve computing ones.
         mpirun: the mpirun executable.
 
     Raises:
@@ -148,6 +151,8 @@ def build_mpi_command(
         argv += transport_mpi_args(transport)[0]
     if mpi_shm_dir:
         argv += ["--mca", "btl_vader_backing_directory", mpi_shm_dir]
+    if yield_when_idle:
+        argv += ["--mca", "mpi_yield_when_idle", "1"]
     argv += ["-x", GROUP_ENV]
     for name in forward_env:
         if name != GROUP_ENV:
@@ -195,9 +200,14 @@ def plan_mpi(
     library_path: Sequence[str] = (),
     is_root: bool = False,
     shm_prefix: str = "",
+    local_cpus: int | None = None,
+    yield_when_idle: bool | None = None,
     mpirun: str = "mpirun",
 ) -> LaunchPlan:
     """A complete plan for any per-rank programs (Triton ranks or plain MPI programs).
+
+    ``local_cpus`` is this host's core count: when more ranks than that land here, ranks yield
+    while they wait in MPI (``mpi_yield_when_idle``); ``yield_when_idle`` forces it on or off.
 
     With a ``shm_prefix``, Open MPI's shared-memory segments go to ``/dev/shm/<shm_prefix>mpi``
     (created by the runner on every host), so cleanup removes them with the python-backend regions.
@@ -210,6 +220,10 @@ def plan_mpi(
     )
     forward = [n for n in FORWARDED_ENV if n in env]
     mpi_shm_dir = f"/dev/shm/{shm_prefix}mpi" if shm_prefix else None
+    placement = place_ranks(hosts, len(rank_argvs))
+    crowded = local_cpus is not None and placement.count(hosts[0].name) > local_cpus
+    if yield_when_idle is not None:
+        crowded = yield_when_idle
     argv = build_mpi_command(
         rank_argvs,
         hosts=hosts,
@@ -218,9 +232,9 @@ def plan_mpi(
         transport=transport,
         forward_env=forward,
         mpi_shm_dir=mpi_shm_dir,
+        yield_when_idle=crowded,
         mpirun=mpirun,
     )
-    placement = place_ranks(hosts, len(rank_argvs))
     remote = [h for h in dict.fromkeys(placement) if h != hosts[0].name]
     return LaunchPlan(
         argv=argv,
@@ -291,6 +305,7 @@ def plan_triton_group(
     exit_timeout: int | None = 10,
     is_root: bool = False,
     group_id: str | None = None,
+    local_cpus: int | None = None,
     mpirun: str = "mpirun",
 ) -> LaunchPlan:
     """The plan for a Triton group of ``tp * pp`` ranks serving ``model_repo``.
@@ -326,5 +341,6 @@ def plan_triton_group(
         library_path=install.library_path(),
         is_root=is_root,
         shm_prefix=prefix,
+        local_cpus=local_cpus,
         mpirun=mpirun,
     )
