@@ -63,3 +63,45 @@ def converted_dir(base: Path, *, quant: str = "none", tp: int = 1, dtype: str = 
         if not (dest / "config.json").is_file():
             convert_checkpoint(model_dir=str(src), out_dir=str(dest), dtype=dtype, quant_format=quant, tp=tp)
     return dest
+
+
+def tiny_llama_dir(base: Path) -> Path:
+    """A small random-weight Llama (4 heads, 2 KV heads, vocab 250, untied head) saved by transformers.
+
+    Used where the default model cannot go: tp=4 > KV heads (replication) and vocab padding.
+    """
+    dest = base / "tiny-llama-hf"
+    with _locked(base / "tiny-llama-hf.lock"):
+        if (dest / "config.json").is_file():
+            return dest
+        import torch
+        from transformers import LlamaConfig, LlamaForCausalLM
+
+        torch.manual_seed(0)
+        config = LlamaConfig(
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            vocab_size=250,
+            max_position_embeddings=256,
+            tie_word_embeddings=False,
+            initializer_range=0.2,
+        )
+        tmp = base / "tiny-llama-hf.incomplete"
+        LlamaForCausalLM(config).save_pretrained(tmp, safe_serialization=True)
+        tmp.rename(dest)
+        return dest
+
+
+def converted_tiny_dir(base: Path, *, tp: int) -> Path:
+    """The tiny Llama converted (float32) for ``tp`` ranks."""
+    from triton_llm.engine.backends.cpu_convert import convert_checkpoint
+
+    src = tiny_llama_dir(base)
+    dest = base / f"tiny-ckpt-tp{tp}"
+    with _locked(base / f"tiny-ckpt-tp{tp}.lock"):
+        if not (dest / "config.json").is_file():
+            convert_checkpoint(model_dir=str(src), out_dir=str(dest), dtype="float32", tp=tp)
+    return dest

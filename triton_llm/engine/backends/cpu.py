@@ -76,12 +76,13 @@ class CpuBackend:
                 )
             )
         tp, pp = recipe.parallelism.tp, recipe.parallelism.pp
-        heads, kv = model.num_attention_heads, model.num_key_value_heads
-        if heads % tp or (kv % tp and tp % kv):
+        heads, kv, inter = model.num_attention_heads, model.num_key_value_heads, model.intermediate_size
+        if heads % tp or inter % tp or (kv % tp and tp % kv):
             problems.append(
                 RecipeError(
-                    f"parallelism.tp={tp}: must divide num_attention_heads={heads} and either divide "
-                    f"num_key_value_heads={kv} or be a multiple of it (KV heads are then replicated)",
+                    f"parallelism.tp={tp}: must divide num_attention_heads={heads} and intermediate_size="
+                    f"{inter}, and either divide num_key_value_heads={kv} or be a multiple of it "
+                    "(KV heads are then replicated, as TensorRT-LLM does)",
                     field="parallelism.tp",
                     value=tp,
                 )

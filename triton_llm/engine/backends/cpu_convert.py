@@ -127,6 +127,8 @@ class _HfTensors:
 
 
 def _split(t: Any, tp: int, rank: int, dim: int) -> Any:
+    if t.shape[dim] % tp:
+        raise BuildError(f"cannot split a dim of {t.shape[dim]} into {tp} equal tensor-parallel parts")
     size = t.shape[dim] // tp
     return t.narrow(dim, rank * size, size).contiguous()
 
@@ -228,11 +230,11 @@ def convert_checkpoint(
         raise RecipeError(
             f"parallelism.pp={pp}: the cpu backend supports pp=1 only", field="parallelism.pp", value=pp
         )
-    heads, kv_heads = cfg["num_attention_heads"], cfg["num_key_value_heads"]
-    if heads % tp or (kv_heads % tp and tp % kv_heads):
+    heads, kv_heads, inter = cfg["num_attention_heads"], cfg["num_key_value_heads"], cfg["intermediate_size"]
+    if heads % tp or inter % tp or (kv_heads % tp and tp % kv_heads):
         raise RecipeError(
-            f"parallelism.tp={tp}: must divide num_attention_heads={heads} and either divide or be a "
-            f"multiple of num_key_value_heads={kv_heads}",
+            f"parallelism.tp={tp}: must divide num_attention_heads={heads} and intermediate_size={inter}, "
+            f"and either divide or be a multiple of num_key_value_heads={kv_heads}",
             field="parallelism.tp",
             value=tp,
         )
