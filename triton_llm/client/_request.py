@@ -94,6 +94,21 @@ def check_params(params: GenerateParams) -> None:
         raise RequestRejectedError(f"max_tokens {params.max_tokens} does not fit int32", field="max_tokens")
 
 
+def stop_inputs() -> list[tuple[str, np.ndarray, str]]:
+    """Inputs of a ``tensorrt_llm`` request with ``stop=true`` (TensorRT-LLM's explicit cancel).
+
+    Sent with the cancelled request's id after closing its stream: Triton 2.51's ensemble
+    does not pass stream cancellation on to ``tensorrt_llm``.
+    """
+    one = np.ones((1, 1), dtype=np.int32)
+    return [
+        ("input_ids", one, "INT32"),
+        ("input_lengths", one, "INT32"),
+        ("request_output_len", one, "INT32"),
+        ("stop", np.ones((1, 1), dtype=bool), "BOOL"),
+    ]
+
+
 def new_request_id() -> str:
     """A unique request id: postprocessing keys its streaming detokenizer state by it."""
     return uuid.uuid4().hex

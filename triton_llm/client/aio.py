@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -16,6 +17,7 @@ from triton_llm.client._request import (
     chunk_from,
     classify_error,
     new_request_id,
+    stop_inputs,
     summarize,
 )
 from triton_llm.errors import ClientError
@@ -68,16 +70,19 @@ class AsyncLLMClient:
             tensor.set_data_from_numpy(arr)
             inputs.append(tensor)
 
+        request_id = new_request_id()
+
         async def requests() -> AsyncIterator[dict[str, Any]]:
             yield {
                 "model_name": self.model,
                 "inputs": inputs,
-                "request_id": new_request_id(),
+                "request_id": request_id,
                 "enable_empty_final_response": True,
             }
 
         call = self._client.stream_infer(requests())
         iterator = call.__aiter__()
+        finished = False
         try:
             while True:
                 try:
@@ -100,6 +105,7 @@ class AsyncLLMClient:
                 chunk = chunk_from(result, time.perf_counter())
                 yield chunk
                 if chunk.final:
+                    finished = True
                     return
         finally:
             cancel = getattr(call, "cancel", None)
@@ -108,6 +114,34 @@ class AsyncLLMClient:
             aclose = getattr(iterator, "aclose", None)
             if aclose is not None:
                 await aclose()
+            if not finished and self.model == "ensemble":
+                await asyncio.shield(self._send_stop(request_id))
+
+    async def _send_stop(self, request_id: str) -> None:
+        """Best effort: stop the ensemble's ``tensorrt_llm`` step (see stop_inputs)."""
+        import grpc
+        from tritonclient.utils import InferenceServerException
+
+        inputs = []
+        for name, arr, dtype in stop_inputs():
+            tensor = self._grpc.InferInput(name, list(arr.shape), dtype)
+            tensor.set_data_from_numpy(arr)
+            inputs.append(tensor)
+
+        async def one() -> AsyncIterator[dict[str, Any]]:
+            yield {
+                "model_name": "tensorrt_llm",
+                "inputs": inputs,
+                "request_id": request_id,
+                "enable_empty_final_response": True,
+            }
+
+        async def send() -> None:
+            async for _result, _error in self._client.stream_infer(one()):
+                break
+
+        with contextlib.suppress(InferenceServerException, grpc.RpcError, asyncio.TimeoutError):
+            await asyncio.wait_for(send(), timeout=5)
 
     async def generate(
         self, prompt: str, params: GenerateParams | None = None, *, stream: bool = True

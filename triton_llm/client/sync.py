@@ -16,6 +16,7 @@ from triton_llm.client._request import (
     chunk_from,
     classify_error,
     new_request_id,
+    stop_inputs,
     summarize,
 )
 from triton_llm.errors import ClientError
@@ -99,8 +100,9 @@ class LLMClient:
         responses: queue.Queue[tuple[Any, Any]] = queue.Queue()
         try:
             self._client.start_stream(callback=lambda result, error: responses.put((result, error)))
+            request_id = new_request_id()
             self._client.async_stream_infer(
-                self.model, inputs, request_id=new_request_id(), enable_empty_final_response=True
+                self.model, inputs, request_id=request_id, enable_empty_final_response=True
             )
         except InferenceServerException as e:
             self._client.stop_stream(cancel_requests=True)
@@ -128,6 +130,30 @@ class LLMClient:
                     return
         finally:
             self._client.stop_stream(cancel_requests=not finished)
+            if not finished and self.model == "ensemble":
+                self._send_stop(request_id)
+
+    def _send_stop(self, request_id: str) -> None:
+        """Best effort: stop the ensemble's ``tensorrt_llm`` step (see stop_inputs)."""
+        from tritonclient.utils import InferenceServerException
+
+        grpcclient = _grpc()
+        inputs = []
+        for name, arr, dtype in stop_inputs():
+            tensor = grpcclient.InferInput(name, list(arr.shape), dtype)
+            tensor.set_data_from_numpy(arr)
+            inputs.append(tensor)
+        done: queue.Queue[object] = queue.Queue()
+        try:
+            self._client.start_stream(callback=lambda result, error: done.put(error))
+            self._client.async_stream_infer(
+                "tensorrt_llm", inputs, request_id=request_id, enable_empty_final_response=True
+            )
+            done.get(timeout=5)
+        except (InferenceServerException, queue.Empty):
+            pass
+        finally:
+            self._client.stop_stream()
 
     def generate(
         self, prompt: str, params: GenerateParams | None = None, *, stream: bool = True

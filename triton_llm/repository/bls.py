@@ -8,6 +8,7 @@ streamed text is exact without any cross-model state.
 from __future__ import annotations
 
 import threading
+import uuid
 from typing import Any
 
 import numpy as np
@@ -86,12 +87,18 @@ class BlsModel:
             inputs = [pb.Tensor(_PRE_TO_LLM[t.name()], t.as_numpy()) for t in pre.output_tensors()]
             inputs += self._tensors(request, _LLM_INPUTS)
             streaming = bool(_pb.scalar(pb, request, "stream") or False)
+            inner_id = f"bls-{uuid.uuid4().hex}"
             llm_request = pb.InferenceRequest(
-                model_name=self.llm, inputs=inputs, requested_output_names=["output_ids", "sequence_length"]
+                model_name=self.llm,
+                inputs=inputs,
+                requested_output_names=["output_ids", "sequence_length"],
+                request_id=inner_id,
             )
             detok = IncrementalDetokenizer(self.tokenizer, skip_special_tokens=self.skip)
             for response in llm_request.exec(decoupled=True):
                 if sender.is_cancelled():
+                    self._stop(inner_id)
+                    pb.Logger.log_info("tensorrt_llm_bls: request cancelled by the client")
                     break
                 if response.has_error():
                     raise RuntimeError(response.error().message())
@@ -114,7 +121,26 @@ class BlsModel:
                     self._send_text(sender, tail, 0)
             sender.send(flags=final)
         except Exception as e:  # every failure must reach the client and end the stream
-            sender.send(_pb.error_response(pb, str(e)), flags=final)
+            try:
+                sender.send(_pb.error_response(pb, str(e)), flags=final)
+            except Exception as gone:  # the client cancelled: nobody to tell
+                pb.Logger.log_info(f"tensorrt_llm_bls: request cancelled by the client ({gone})")
+
+    def _stop(self, inner_id: str) -> None:
+        """Cancel the tensorrt_llm request with TensorRT-LLM's ``stop`` input."""
+        pb = self.pb
+        one = np.ones((1, 1), dtype=np.int32)
+        inputs = [
+            pb.Tensor("input_ids", one),
+            pb.Tensor("input_lengths", one),
+            pb.Tensor("request_output_len", one),
+            pb.Tensor("stop", np.ones((1, 1), dtype=bool)),
+        ]
+        request = pb.InferenceRequest(
+            model_name=self.llm, inputs=inputs, requested_output_names=["output_ids"], request_id=inner_id
+        )
+        for _ in request.exec(decoupled=True):
+            pass
 
     def _send_text(self, sender: Any, text: str, tokens: int) -> None:
         out = np.array([[text.encode("utf-8")]], dtype=object)

@@ -100,6 +100,7 @@ class _Stream:
     prefix: list[int]
     tokens: list[int] = field(default_factory=list)
     done: threading.Event = field(default_factory=threading.Event)
+    triton_id: str = ""
     final: Any = None  # non-decoupled mode: the one response
 
 
@@ -116,6 +117,7 @@ class CpuLlmModel:
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._streams: dict[str, _Stream] = {}
+        self._by_triton_id: dict[str, str] = {}
 
     # --- request parsing -------------------------------------------------------------------
     def _request(self, request: Any, request_id: str) -> tuple[Any, bool, list[int]]:
@@ -175,6 +177,8 @@ class CpuLlmModel:
         stream = self._streams.pop(request_id, None)
         if stream is None:
             return
+        if stream.triton_id:
+            self._by_triton_id.pop(stream.triton_id, None)
         final = self.pb.TRITONSERVER_RESPONSE_COMPLETE_FINAL
         if self.decoupled:
             if response is None:
@@ -201,18 +205,47 @@ class CpuLlmModel:
         new = [int(t) for t in event.new_token_ids]
         stream.tokens.extend(new)
         if stream.streaming:
-            if new:
-                stream.sender.send(self._tokens_response(new, len(stream.tokens)))
-            if event.finished:
-                self._finish(request_id, self._tokens_response([], max(len(stream.tokens), 1)))
+            try:
+                if new:
+                    stream.sender.send(self._tokens_response(new, len(stream.tokens)))
+                if event.finished:
+                    self._finish(request_id, self._tokens_response([], max(len(stream.tokens), 1)))
+            except Exception as e:  # the client went away (e.g. a cancelled ensemble request)
+                self._streams.pop(request_id, None)
+                self.loop.cancel(request_id)
+                self.pb.Logger.log_info(
+                    f"tensorrt_llm: request {request_id} cancelled by the client ({type(e).__name__}: {e})"
+                )
             return
         if event.finished:
             self._finish(request_id, self._tokens_response(stream.prefix + stream.tokens))
 
+    def _stop(self, request: Any) -> _Stream | None:
+        """A ``stop`` request: cancel the running request with the same Triton request id.
+
+        This is TensorRT-LLM's explicit cancellation; clients send it after cancelling a
+        stream because Triton 2.51's ensemble does not pass cancellation to its steps.
+        """
+        triton_id = request.request_id() or ""
+        runtime_id = self._by_triton_id.pop(triton_id, None) if triton_id else None
+        if runtime_id is not None and runtime_id in self._streams:
+            self.loop.cancel(runtime_id)
+            self._streams.pop(runtime_id, None)
+            self.pb.Logger.log_info(f"tensorrt_llm: request {triton_id} cancelled by the client (stop)")
+        if self.decoupled:
+            request.get_response_sender().send(flags=self.pb.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+            return None
+        return _Stream(sender=None, streaming=False, prefix=[], final=self._tokens_response([]))
+
     def _submit(self, request: Any) -> _Stream | None:
         from triton_llm.runtime import InvalidRequestError
 
+        if _pb.scalar(self.pb, request, "stop"):
+            return self._stop(request)
         request_id = f"r{next(self._ids)}"
+        triton_id = request.request_id() or ""
+        if triton_id:
+            self._by_triton_id[triton_id] = request_id
         sender = request.get_response_sender() if self.decoupled else None
         try:
             gen, streaming, prefix = self._request(request, request_id)
@@ -222,7 +255,7 @@ class CpuLlmModel:
                 sender.send(error, flags=self.pb.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
                 return None
             return _Stream(sender=None, streaming=False, prefix=[], final=error)
-        stream = _Stream(sender=sender, streaming=streaming, prefix=prefix)
+        stream = _Stream(sender=sender, streaming=streaming, prefix=prefix, triton_id=triton_id)
         self._streams[request_id] = stream
         if streaming:
             sender.send(self._tokens_response([], 0))
