@@ -218,12 +218,13 @@ def _nothing() -> Iterator[None]:
     yield None
 
 
-def render(rows: list[dict[str, Any]], *, command: str) -> str:
+def render(rows: list[dict[str, Any]], *, command: str, load: float) -> str:
     """The RESULTS.md section body."""
     base = rows[0]["median_ms"]
     lines = [
         f"Command: `{command}` (CPU runtime, {RECIPE}, greedy, 32-token prompt, batch 1; "
-        f"{os.cpu_count()} cores on this machine, so tp=3 ranks share cores).",
+        f"{os.cpu_count()} cores on this machine, so tp=3 ranks share cores; 1-minute load average "
+        f"{load:.1f} when the run started, so absolute times are noisy).",
         "",
         "| configuration | tp | torch threads/rank | decode step median (ms) | p90 (ms) | vs tp=1 "
         "| allreduce share of step |",
@@ -238,7 +239,9 @@ def render(rows: list[dict[str, Any]], *, command: str) -> str:
         "",
         "Allreduce share = time rank 0 spends inside `allreduce_` during a decode step / the step time "
         "(median over steps; it includes waiting for the slowest rank). Each configuration is one "
-        "`mpirun` group started by `triton_llm.launch`; the namespace run crosses veth + bridge over TCP.",
+        "`mpirun` group started by `triton_llm.launch`; the namespace run crosses veth + bridge over TCP. "
+        "With 3 ranks on 2 cores the launcher sets `mpi_yield_when_idle` (without it a tp=3 step took "
+        "~2.5 s: ranks spinning in MPI starved the computing ones).",
     ]
     return "\n".join(lines)
 
@@ -259,19 +262,21 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OMPI_ALLOW_RUN_AS_ROOT", "1")
     os.environ.setdefault("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
     cores = os.cpu_count() or 1
+    load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="tp-decode-") as tmp:
         work = Path(tmp)
         ckpt1 = checkpoint_for(1, work / "ckpt-tp1")
         ckpt3 = checkpoint_for(3, work / "ckpt-tp3")
         rows = [
             run_config("tp=1, one host", ckpt1, tp=1, tokens=args.tokens, threads=cores, work=work),
+            run_config("tp=1, one host, 1 thread", ckpt1, tp=1, tokens=args.tokens, threads=1, work=work),
             run_config("tp=3, one host", ckpt3, tp=3, tokens=args.tokens, threads=1, work=work),
             run_config(
                 "tp=3, 3 namespaces", ckpt3, tp=3, tokens=args.tokens, threads=1, work=work, netns=True
             ),
         ]
     command = "python -m bench.tp_decode" + (f" --tokens {args.tokens}" if args.tokens != 64 else "")
-    body = render(rows, command=command)
+    body = render(rows, command=command, load=load)
     if args.no_write:
         print(body)
     else:
