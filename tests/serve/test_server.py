@@ -121,17 +121,25 @@ def wait_for_log(server, needle: str, count: int, timeout: float = 20.0) -> int:
 
 
 NEEDLE = "cancelled by the client"
+# end_id that SmolLM2 never generates, so only cancellation can end these requests early
+LONG = GenerateParams(max_tokens=1500, end_id=49151)
 
 
-def test_leaving_the_stream_cancels_the_request_on_the_server(client, triton_server):
-    before = triton_server.server.log_path.read_text(errors="replace").count(NEEDLE)
-    start = time.monotonic()
-    for n, _chunk in enumerate(client.stream("Count from 1 to 1000.", GenerateParams(max_tokens=1500)), 1):
-        if n == 4:
-            break
-    assert wait_for_log(triton_server.server, NEEDLE, before + 1) == before + 1
-    assert time.monotonic() - start < 30, "the server generated the whole answer instead of stopping"
-    assert client.generate("Hi", GenerateParams(max_tokens=4)).tokens == 4
+def log_count(server) -> int:
+    return server.log_path.read_text(errors="replace").count(NEEDLE)
+
+
+@pytest.mark.parametrize("model", ["ensemble", "tensorrt_llm_bls"])
+def test_leaving_the_stream_cancels_the_request_on_the_server(triton_server, model):
+    before = log_count(triton_server.server)
+    with LLMClient(triton_server.grpc_url, model=model, timeout=120) as c:
+        for n, _chunk in enumerate(c.stream("Count from 1 to 1000.", LONG), 1):
+            if n == 4:
+                break
+        assert wait_for_log(triton_server.server, NEEDLE, before + 1) >= before + 1
+        start = time.monotonic()
+        assert c.generate("Hi", GenerateParams(max_tokens=4)).tokens == 4
+        assert time.monotonic() - start < 10
 
 
 def test_cancelling_the_asyncio_task_cancels_the_request(triton_server):
@@ -139,14 +147,14 @@ def test_cancelling_the_asyncio_task_cancels_the_request(triton_server):
 
     from triton_llm.client import AsyncLLMClient
 
-    before = triton_server.server.log_path.read_text(errors="replace").count(NEEDLE)
+    before = log_count(triton_server.server)
 
     async def run():
         async with AsyncLLMClient(triton_server.grpc_url) as c:
             got = asyncio.Event()
 
             async def consume():
-                async for chunk in c.stream("Count from 1 to 1000.", GenerateParams(max_tokens=1500)):
+                async for chunk in c.stream("Count from 1 to 1000.", LONG):
                     if chunk.text:
                         got.set()
 
@@ -157,7 +165,7 @@ def test_cancelling_the_asyncio_task_cancels_the_request(triton_server):
                 await task
 
     asyncio.run(run())
-    assert wait_for_log(triton_server.server, NEEDLE, before + 1) == before + 1
+    assert wait_for_log(triton_server.server, NEEDLE, before + 1) >= before + 1
 
 
 def test_clients_python_example(triton_server, answers):
