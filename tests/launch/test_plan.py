@@ -209,3 +209,12 @@ def test_shm_prefix_gives_open_mpi_a_group_directory() -> None:
     assert plan.mpi_shm_dir == "/dev/shm/tllm_g_rmpi"
     assert "--mca btl_vader_backing_directory /dev/shm/tllm_g_rmpi" in shlex.join(plan.argv)
     assert plan_mpi([["a"]], hosts=local_hosts(1), environ={}, group_id="g").mpi_shm_dir is None
+
+
+def test_nccl_and_ucx_variables_reach_every_rank() -> None:
+    environ = {"NCCL_DEBUG": "INFO", "UCX_TLS": "rc", "NCCL_EMPTY": "", "OTHER": "x"}
+    plan = plan_mpi([["a"], ["b"]], hosts=local_hosts(2), environ=environ, group_id="g")
+    assert plan.env["NCCL_DEBUG"] == "INFO" and plan.env["UCX_TLS"] == "rc"
+    assert "NCCL_EMPTY" not in plan.env and "OTHER" not in plan.env
+    forwarded = [plan.argv[i + 1] for i, arg in enumerate(plan.argv) if arg == "-x"]
+    assert "NCCL_DEBUG" in forwarded and "UCX_TLS" in forwarded

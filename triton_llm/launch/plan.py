@@ -23,6 +23,7 @@ from triton_llm.launch.transport import TransportSettings, transport_mpi_args
 from triton_llm.launch.tritonserver import TritonInstall, tritonserver_argv
 
 GROUP_ENV = "TRITONLLM_GROUP"
+FORWARDED_PREFIXES = ("NCCL_", "UCX_")
 FORWARDED_ENV = ("PATH", "LD_LIBRARY_PATH", "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "OMP_NUM_THREADS")
 _RANK_FILE = re.compile(r"^rank(\d+)\.(engine|safetensors|pt|bin)$")
 
@@ -180,6 +181,10 @@ def mpi_environment(
     for name in forward_env:
         if environ.get(name):
             env[name] = environ[name]
+    # NCCL/UCX tuning set on the leader (e.g. by the Helm chart) must reach remote ranks too.
+    for name, value in sorted(environ.items()):
+        if name.startswith(FORWARDED_PREFIXES) and value:
+            env[name] = value
     if library_path:
         env["LD_LIBRARY_PATH"] = ":".join([*library_path, *filter(None, [environ.get("LD_LIBRARY_PATH")])])
     if transport is not None:
@@ -218,7 +223,7 @@ def plan_mpi(
     env = mpi_environment(
         environ, group_id=group_id, transport=transport, library_path=library_path, is_root=is_root
     )
-    forward = [n for n in FORWARDED_ENV if n in env]
+    forward = [n for n in env if n in FORWARDED_ENV or n.startswith(FORWARDED_PREFIXES)]
     mpi_shm_dir = f"/dev/shm/{shm_prefix}mpi" if shm_prefix else None
     placement = place_ranks(hosts, len(rank_argvs))
     crowded = local_cpus is not None and placement.count(hosts[0].name) > local_cpus
