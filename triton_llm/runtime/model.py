@@ -154,6 +154,10 @@ class LlamaShard:
             )
         scale = 1.0 / math.sqrt(self.d)
         hq, hk, d = self.hq, self.hk, self.d
+        threads = torch.get_num_threads()
+        # decode attention is a few tiny batched matmuls: an OpenMP parallel region costs more than
+        # it saves there (and stalls badly on a busy machine), so it runs on one thread.
+        tiny_attention = threads > 1 and n * hq * span * d < (1 << 22)
         x = F.embedding(tok, self.embed)
         total = x.shape[0]
         for layer, (ln1, w_qkv, w_o, ln2, w_fg, w_p) in enumerate(self.layers):
@@ -169,10 +173,14 @@ class LlamaShard:
                 vc[rows, :, dec_pos_t] = v[:n]
                 # grouped-query decode: the query heads sharing a KV head act as its query rows
                 qd = q[:n].view(n, hk, hq // hk, d)
+                if tiny_attention:
+                    torch.set_num_threads(1)
                 scores = torch.matmul(qd, kc[:n, :, :span].transpose(-1, -2)).mul_(scale)
                 if bias is not None:
                     scores += bias
                 o = torch.matmul(torch.softmax(scores, dim=-1), vc[:n, :, :span])
+                if tiny_attention:
+                    torch.set_num_threads(threads)
                 outs.append(o.reshape(n, hq * d))
             start = n
             for (slot, _), t in zip(plan.prefills, seg_lens, strict=True):
