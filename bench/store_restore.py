@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import shutil
 import socket
 import statistics
@@ -102,13 +103,17 @@ def _env(endpoint: str) -> dict[str, str]:
     return env
 
 
-def _timed(argv: list[str], env: dict[str, str]) -> tuple[float, str]:
+def _timed(argv: list[str], env: dict[str, str]) -> tuple[float, float, str]:
+    """Wall seconds, CPU seconds (user+sys) of the finished child, and its stdout."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     out = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True)
     elapsed = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if out.returncode != 0:
         raise RuntimeError(f"{argv[0]} failed ({out.returncode}): {out.stderr[-2000:]}")
-    return elapsed, out.stdout
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return elapsed, cpu, out.stdout
 
 
 def _same_tree(a: Path, b: Path) -> bool:
@@ -143,9 +148,9 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reps", type=int, default=3, help="repetitions per tool (median reported)")
     ap.add_argument("--rank-mib", type=int, default=256, help="size of each rank file, MiB")
-    ap.add_argument("--part-mib", type=int, default=32, help="part size used to publish (restore ranges)")
+    ap.add_argument("--part-mib", type=int, default=64, help="part size used to publish (restore ranges)")
     ap.add_argument("--concurrency", type=int, default=8, help="our max_concurrency")
-    ap.add_argument("--buffer-kib", type=int, default=1024, help="our io_buffer_size, KiB")
+    ap.add_argument("--buffer-kib", type=int, default=256, help="our io_buffer_size, KiB")
     ap.add_argument("--no-write", action="store_true", help="print, do not update RESULTS.md")
     ap.add_argument("--keep", action="store_true", help="keep bench/data/store_restore afterwards")
     args = ap.parse_args(argv)
@@ -160,6 +165,7 @@ def main(argv: list[str] | None = None) -> None:
     if DATA.exists():
         shutil.rmtree(DATA / "server", ignore_errors=True)
         shutil.rmtree(DATA / "out", ignore_errors=True)
+    load_start = os.getloadavg()[0]
     src = DATA / "src"
     total = _make_data(src, rank_size=args.rank_mib * MiB, ranks=4)
     endpoint, proc = _start_rclone(DATA / "server", DATA / "rclone.log")
@@ -197,22 +203,24 @@ def main(argv: list[str] | None = None) -> None:
                                  "--multi-thread-streams", "4", f"bench:{BUCKET}/{data_prefix}", str(d)],
         }  # fmt: skip
         times: dict[str, list[float]] = {name: [] for name in tools}
+        cpus: dict[str, list[float]] = {name: [] for name in tools}
         for rep in range(args.reps):
             for name, cmd in tools.items():
                 dest = out / name
                 shutil.rmtree(dest, ignore_errors=True)
-                elapsed, _ = _timed(cmd(dest), env)
+                elapsed, cpu, _ = _timed(cmd(dest), env)
                 times[name].append(elapsed)
+                cpus[name].append(cpu)
                 if rep == 0 and not _same_tree(src, dest):
                     raise RuntimeError(f"{name} restored different bytes")
                 print(
                     f"{name:7s} rep {rep + 1}: {elapsed:.2f} s  {total / elapsed / 1e6:.0f} MB/s", flush=True
                 )
         noop_proc = [_timed(tools["ours"](out / "ours"), env) for _ in range(args.reps)]
-        if not all(o.split()[1] == "1" for _, o in noop_proc):
+        if not all(o.split()[1] == "1" for _, _, o in noop_proc):
             raise RuntimeError("no-op restore did not skip")
-        noop_inner = statistics.median(float(o.split()[0]) for _, o in noop_proc)
-        noop_total = statistics.median(t for t, _ in noop_proc)
+        noop_inner = statistics.median(float(o.split()[0]) for _, _, o in noop_proc)
+        noop_total = statistics.median(t for t, _, _ in noop_proc)
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -224,11 +232,13 @@ def main(argv: list[str] | None = None) -> None:
     cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
                 if ln.startswith("model name")), platform.processor())  # fmt: skip
     rows = "\n".join(
-        f"| {name} | {med[name]:.2f} | {rate[name]:.0f} | {', '.join(f'{t:.2f}' for t in times[name])} |"
+        f"| {name} | {med[name]:.2f} | {rate[name]:.0f} | {statistics.median(cpus[name]):.2f} |"
+        f" {', '.join(f'{t:.2f}' for t in times[name])} |"
         for name in tools
     )
     body = f"""Command: `{COMMAND}` ({datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")};
-{os.cpu_count()} CPUs, {cpu}; shared machine, numbers are noisy).
+{os.cpu_count()} CPUs, {cpu}; shared with other jobs: 1-min load average {load_start:.1f} at start,
+{os.getloadavg()[0]:.1f} at end, so absolute numbers are noisy; the ratios come from interleaved runs).
 
 Restore of one 1 GiB entry ({total / 2**30:.2f} GiB: config.json + 4 x {args.rank_mib} MiB random rank files)
 from `rclone serve s3` (local dir, auth keys) on 127.0.0.1, page cache warm (and the server's
@@ -239,8 +249,8 @@ concurrency {args.concurrency}, buffer {args.buffer_kib} KiB).
 awscli is `aws s3 cp --recursive` with default settings; rclone is
 `rclone copy --transfers 4 --multi-thread-streams 4`.
 
-| tool | median s | MB/s | runs (s) |
-|---|---|---|---|
+| tool | median s | MB/s | client CPU s (median) | runs (s) |
+|---|---|---|---|---|
 {rows}
 
 - ours / awscli: **{rate["ours"] / rate["awscli"]:.2f}x** (goal >= 1.5)
