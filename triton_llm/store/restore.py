@@ -84,6 +84,14 @@ def _write_marker(dest: Path, manifest: Manifest) -> None:
     os.replace(tmp, dest / MARKER_NAME)
 
 
+def _remove_stale_temps(dest: Path) -> None:
+    """Drop ``.*.incomplete`` files left by a killed restore (we hold the lock: none is live)."""
+    for dirpath, _, names in os.walk(dest):
+        for name in names:
+            if name.startswith(".") and name.endswith(".incomplete"):
+                (Path(dirpath) / name).unlink(missing_ok=True)
+
+
 def _mismatch(manifest: Manifest, f: FileEntry, what: str) -> IntegrityError:
     return IntegrityError(
         f"{f.path} of {manifest.stage}/{manifest.key}: {what}; the file was not restored",
@@ -244,6 +252,7 @@ def restore(
         if marker_matches(dest, manifest):
             return RestoreResult(manifest, skipped=True)
         (dest / MARKER_NAME).unlink(missing_ok=True)
+        _remove_stale_temps(dest)
         todo = _verify_local(dest, manifest, transfer=transfer)
         for f in todo:  # nothing unverified stays under a final name
             if (dest / f.path).is_symlink() or (dest / f.path).is_file():

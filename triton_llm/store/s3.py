@@ -103,15 +103,19 @@ class S3Store:
 
     # -- error mapping -------------------------------------------------------------------
     def _map(self, e: Exception, action: str, key: str) -> Exception:
+        from http.client import HTTPException
+
         from botocore.exceptions import (
             BotoCoreError,
             ClientError,
             ConnectionError,
             HTTPClientError,
+            IncompleteReadError,
             NoCredentialsError,
             PartialCredentialsError,
             ResponseStreamingError,
         )
+        from urllib3.exceptions import HTTPError as Urllib3Error
 
         where = f"s3://{self.bucket}/{self.prefix}{key} (endpoint {self.endpoint})"
         if isinstance(e, (NoCredentialsError, PartialCredentialsError)):
@@ -120,7 +124,9 @@ class S3Store:
                 key=key,
                 hint="set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE or an instance role",
             )
-        if isinstance(e, (ConnectionError, HTTPClientError, ResponseStreamingError, OSError)):
+        transient = (ConnectionError, HTTPClientError, ResponseStreamingError, IncompleteReadError, OSError,
+                     HTTPException, Urllib3Error)  # fmt: skip
+        if isinstance(e, transient):
             return TransientStoreError(f"cannot {action} {where}: {type(e).__name__}: {e}", key=key)
         if isinstance(e, ClientError):
             err = e.response.get("Error", {})
@@ -266,10 +272,12 @@ class S3Store:
             # Fast path: read straight from the http.client response into our buffer,
             # skipping urllib3's per-read allocation and copy (no content-encoding here).
             fast = fp is not None and hasattr(fp, "readinto") and not raw.headers.get("content-encoding")
+            sent = int(resp.get("ContentLength", length - done))  # < asked: the object is shorter
+            end = min(length, done + sent)
             ok = False
             try:
-                while state["done"] < length:
-                    view = buf[: min(len(buf), length - state["done"])]
+                while state["done"] < end:
+                    view = buf[: min(len(buf), end - state["done"])]
                     if fast:
                         n = fp.readinto(view)
                     else:
@@ -286,6 +294,10 @@ class S3Store:
                     raw.release_conn()
                 else:
                     body.close()
+            if state["done"] < end:  # the connection dropped mid-body: resume on retry
+                raise TransientStoreError(
+                    f"connection closed after {state['done'] - done} of {sent} bytes of {key}", key=key
+                )
             if state["done"] < length:
                 raise IntegrityError(f"object {key} ends {length - state['done']} bytes early", key=key)
             return state["size"]
