@@ -89,3 +89,8 @@ def test_summary_counts_reported_tokens_and_times_text():
 def test_summary_without_token_counts_skips_the_stream_markers():
     chunks = [Chunk("", 1.0), Chunk("a", 1.1), Chunk("b", 1.2), Chunk("", 1.3, final=True)]
     assert summarize(chunks, sent=0.9).tokens == 2
+
+
+def test_a_single_piece_has_no_tpot():
+    done = summarize([Chunk("The whole answer.", 2.0, final=True, tokens=5)], sent=1.0)
+    assert done.tokens == 5 and done.ttft == pytest.approx(1.0) and done.tpot is None

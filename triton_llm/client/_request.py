@@ -164,7 +164,7 @@ def summarize(chunks: list[Chunk], *, sent: float) -> Completion:
     if chunks and all(c.tokens is not None for c in chunks):
         tokens = sum(c.tokens or 0 for c in chunks)
     ttft = text_times[0] - sent if text_times else None
-    tpot = (text_times[-1] - text_times[0]) / (tokens - 1) if text_times and tokens > 1 else None
+    tpot = (text_times[-1] - text_times[0]) / (tokens - 1) if len(text_times) > 1 and tokens > 1 else None
     return Completion(
         text="".join(pieces), tokens=tokens, ttft=ttft, tpot=tpot, total=last - sent, pieces=pieces
     )
