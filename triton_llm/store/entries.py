@@ -175,6 +175,11 @@ def publish(
 ) -> PublishResult:
     """Upload ``src_dir`` as the entry ``<stage>/<key>``, unless it already exists.
 
+    Files are hashed first (whole-file and per-part sha256, in parallel), then uploaded with up
+    to ``transfer.max_concurrency`` parts in flight; each part streams from the file, so memory
+    stays near ``max_concurrency * max(io_buffer_size, 4 MiB)`` whatever the file sizes.
+    Transient errors are retried per the store's policy (``Settings.transfer.retries``).
+
     Args:
         store: the target store.
         src_dir: directory whose regular files (recursively) make up the entry.

@@ -229,7 +229,9 @@ def restore(
         dest: destination directory (created); files not in the manifest are left alone.
         stage: the entry's stage.
         key: the entry key.
-        transfer: concurrency and buffer size (parts follow the manifest's part size).
+        transfer: concurrency and buffer size (parts follow the manifest's part size); transient
+            errors are retried per the store's policy (``Settings.transfer.retries``), and a
+            dropped stream resumes where it stopped.
 
     Returns:
         The manifest, whether the restore was skipped (the local copy already matched), and

@@ -1,4 +1,4 @@
-"""``s3://bucket/prefix`` through boto3, for AWS S3 and any S3-compatible server.
+"""``s3://bucket/prefix`` through botocore (boto3's core), for AWS S3 and any S3-compatible server.
 
 Credentials come only from the standard AWS chain (environment, profile, instance role);
 the endpoint from ``Settings.s3_endpoint_url``, else ``AWS_ENDPOINT_URL(_S3)`` as boto3 reads it.
@@ -76,7 +76,7 @@ class S3Store:
         max_connections: int = 16,
         retry: RetryPolicy | None = None,
     ) -> None:
-        import boto3
+        import botocore.session
         from botocore.config import Config
 
         self.bucket = bucket
@@ -98,7 +98,10 @@ class S3Store:
             # Custom endpoints (minio, rclone, moto...) rarely resolve bucket.host names.
             s3={"addressing_style": "path"} if custom else {},
         )
-        self._client = boto3.session.Session().client("s3", endpoint_url=endpoint_url or None, config=config)
+        # botocore directly: the same credential chain and AWS_ENDPOINT_URL handling as boto3,
+        # without importing boto3's resource layer (faster CLI start-up).
+        session = botocore.session.get_session()
+        self._client = session.create_client("s3", endpoint_url=endpoint_url or None, config=config)
         self.endpoint = self._client.meta.endpoint_url
 
     # -- error mapping -------------------------------------------------------------------
