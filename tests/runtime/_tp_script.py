@@ -1,37 +1,68 @@
 """Run under ``mpirun -np <tp>``: greedy generation over MPI tensor parallelism.
 
-Usage: python -m tests.runtime._tp_script CHECKPOINT_DIR PROMPTS_JSON OUT_PT
-Rank 0 writes ``{"outputs": {id: [tokens]}, "logits": first prompt's prefill logits}``.
+Usage: python -m tests.runtime._tp_script CHECKPOINT_DIR PROMPTS_JSON OUT_PT [step|loop]
+
+``step``: rank 0 calls Generator.step() itself. ``loop``: rank 0 serves through a
+GeneratorLoop and ranks > 0 follow in ``run_worker`` on a background thread, as the Triton
+model does. Rank 0 writes ``{"outputs": {id: [tokens]}, "logits": first prompt's logits}``.
 """
 
 from __future__ import annotations
 
 import json
+import queue
 import sys
+import threading
 from pathlib import Path
 
 import torch
 
-from triton_llm.runtime import GenerationRequest, Generator, MpiComm, generate, run_worker
+from triton_llm.runtime import GenerationRequest, Generator, GeneratorLoop, MpiComm, generate, run_worker
+
+
+def _serve_with_loop(gen: Generator, requests: list[GenerationRequest]) -> dict[str, list[int]]:
+    loop = GeneratorLoop(gen)
+    events: queue.Queue = queue.Queue()
+    try:
+        for r in requests:
+            loop.submit(r, events)
+        out: dict[str, list[int]] = {r.request_id: [] for r in requests}
+        open_ids = set(out)
+        while open_ids:
+            ev = events.get(timeout=300)
+            out[ev.request_id].extend(ev.new_token_ids)
+            if ev.finished:
+                open_ids.discard(ev.request_id)
+        return out
+    finally:
+        loop.close()
 
 
 def main() -> None:
     ckpt, prompts_path, out_path = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+    mode = sys.argv[4] if len(sys.argv) > 4 else "step"
     spec = json.loads(prompts_path.read_text())
     comm = MpiComm()
     gen = Generator(ckpt, max_batch_size=4, max_input_len=256, max_seq_len=320, threads=1, comm=comm)
     if comm.rank != 0:
-        run_worker(gen)
+        if mode == "loop":
+            worker = threading.Thread(target=run_worker, args=(gen,), daemon=True)
+            worker.start()
+            worker.join()
+        else:
+            run_worker(gen)
         return
-    try:
-        first = spec["prompts"][0]
-        logits = gen.prompt_logits(first)
-        requests = [
-            GenerationRequest(str(i), ids, spec["max_new_tokens"]) for i, ids in enumerate(spec["prompts"])
-        ]
-        outputs = generate(gen, requests)
-    finally:
-        gen.close()
+    logits = gen.prompt_logits(spec["prompts"][0])
+    requests = [
+        GenerationRequest(str(i), ids, spec["max_new_tokens"]) for i, ids in enumerate(spec["prompts"])
+    ]
+    if mode == "loop":
+        outputs = _serve_with_loop(gen, requests)  # closes the generator
+    else:
+        try:
+            outputs = generate(gen, requests)
+        finally:
+            gen.close()
     torch.save({"outputs": outputs, "logits": logits, "size": comm.size}, out_path)
 
 

@@ -23,7 +23,7 @@ NEW_TOKENS = 12
 MAX_REL_LOGIT_ERROR = 1e-3
 
 
-def _mpirun(np_: int, ckpt: Path, prompts: list[list[int]], tmp_path: Path) -> dict:
+def _mpirun(np_: int, ckpt: Path, prompts: list[list[int]], tmp_path: Path, mode: str = "step") -> dict:
     mpirun = shutil.which("mpirun")
     if mpirun is None:
         pytest.fail("mpirun not found: install openmpi-bin (make apt)")
@@ -40,7 +40,7 @@ def _mpirun(np_: int, ckpt: Path, prompts: list[list[int]], tmp_path: Path) -> d
         "OMP_NUM_THREADS": "1",
     }
     argv = [mpirun, "-np", str(np_), "--oversubscribe", "--bind-to", "none", sys.executable, "-m"]
-    argv += ["tests.runtime._tp_script", str(ckpt), str(spec), str(out)]
+    argv += ["tests.runtime._tp_script", str(ckpt), str(spec), str(out), mode]
     proc = subprocess.run(argv, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, (
         f"mpirun failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
@@ -62,12 +62,14 @@ def test_tp3_equals_tp1(model_base, generator, prompt_ids, tmp_path) -> None:
 
 def test_tp4_replicates_kv_heads_and_pads_vocab(model_base, tmp_path) -> None:
     """tp=4 > 2 KV heads (each replicated on 2 ranks) and vocab 250 padded to 252: equals tp=1 and
-    transformers greedy. (The default model cannot show this: tp=9 does not divide its MLP.)"""
+    transformers greedy. (The default model cannot show this: tp=9 does not divide its MLP.)
+    Rank 0 serves through a GeneratorLoop and ranks > 0 follow in run_worker threads, as in Triton;
+    closing the loop must release the workers (mpirun would otherwise hang and time out)."""
     from transformers import AutoModelForCausalLM
 
     g = torch.Generator().manual_seed(1)
     prompts = [torch.randint(0, 250, (n,), generator=g).tolist() for n in (7, 19)]
-    result = _mpirun(4, converted_tiny_dir(model_base, tp=4), prompts, tmp_path)
+    result = _mpirun(4, converted_tiny_dir(model_base, tp=4), prompts, tmp_path, mode="loop")
     gen = Generator(
         converted_tiny_dir(model_base, tp=1), max_batch_size=4, max_input_len=256, max_seq_len=320
     )

@@ -238,6 +238,8 @@ class Generator:
         return events
 
     def _execute(self, plan: StepPlan) -> torch.Tensor:
+        if self._closed and self.comm.size > 1:
+            raise UsageError("this generator was closed: its tensor-parallel workers have stopped")
         if self.comm.size > 1:
             self.comm.broadcast(plan)
         return self._model.execute(plan)
@@ -304,17 +306,6 @@ class Generator:
             if not isinstance(plan, StepPlan) or plan.shutdown:
                 return
             self._model.execute(plan)
-
-
-def run_worker(generator: Generator) -> None:
-    """Ranks > 0: execute rank 0's broadcast steps until it calls :meth:`Generator.close`.
-
-    Raises:
-        UsageError: called on rank 0.
-    """
-    if generator.comm.rank == 0:
-        raise UsageError("run_worker is for ranks > 0; rank 0 drives the group with Generator.step()")
-    generator._follow()
 
 
 def generate(generator: Generator, requests: list[GenerationRequest]) -> dict[str, list[int]]:

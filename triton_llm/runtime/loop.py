@@ -58,7 +58,11 @@ class GeneratorLoop:
             self._lock.notify()
 
     def close(self, timeout: float | None = 30.0) -> None:
-        """Stop the thread after the current step; queued requests get ``cancelled`` events."""
+        """Stop the thread after the current step; open requests get ``cancelled`` events.
+
+        Also closes the generator, which on rank 0 of a tensor-parallel group releases the
+        other ranks from :func:`run_worker`.
+        """
         with self._lock:
             self._stop = True
             self._lock.notify()
@@ -129,3 +133,4 @@ class GeneratorLoop:
             self._dispatch(events)
             for rid, sink in pending:
                 self._deliver(sink, TokenEvent(rid, [], True, "cancelled", "generator loop closed"))
+            self._gen.close()  # with tensor parallelism: releases the ranks in run_worker

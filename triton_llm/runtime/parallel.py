@@ -9,7 +9,12 @@ vocab-parallel logits, and a broadcast of a Python object from rank 0 (each step
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from triton_llm.errors import UsageError
+
+if TYPE_CHECKING:
+    from triton_llm.runtime.generator import Generator
 
 
 @runtime_checkable
@@ -94,3 +99,18 @@ class MpiComm:
     def broadcast(self, obj: Any) -> Any:
         """Pickle-based ``bcast`` from rank 0."""
         return self._comm.bcast(obj, root=0)
+
+
+def run_worker(generator: Generator) -> None:
+    """Ranks > 0: execute rank 0's broadcast steps until rank 0 closes its generator.
+
+    Rank 0 drives the group with ``Generator.step()`` (directly or through a
+    ``GeneratorLoop``); ``Generator.close()`` / ``GeneratorLoop.close()`` on rank 0 sends the
+    shutdown message that makes this return.
+
+    Raises:
+        UsageError: called on rank 0.
+    """
+    if generator.comm.rank == 0:
+        raise UsageError("run_worker is for ranks > 0; rank 0 drives the group with Generator.step()")
+    generator._follow()
