@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from pathlib import Path
@@ -91,6 +92,20 @@ def test_noop_restore_is_skipped_and_a_changed_file_is_reverified(store: ObjectS
     (dst / "config.json").unlink()
     assert restore(store, dst, stage="engine", key=KEY, transfer=SMALL_PARTS).downloaded > 0
     assert tree_bytes(dst) == tree_bytes(src)
+
+
+def test_marker_from_another_boot_is_rehashed_not_trusted(store: ObjectStore, tmp_path: Path) -> None:
+    src = make_tree(tmp_path / "src", seed=8)
+    _publish(store, src)
+    dst = tmp_path / "dst"
+    restore(store, dst, stage="engine", key=KEY, transfer=SMALL_PARTS)
+    marker_path = dst / ".triton-llm-entry.json"
+    marker = json.loads(marker_path.read_text())
+    marker["boot_id"] = "another-boot"
+    marker_path.write_text(json.dumps(marker))
+    again = restore(store, dst, stage="engine", key=KEY, transfer=SMALL_PARTS)
+    assert not again.skipped and again.downloaded == 0  # verified by hashing, nothing fetched
+    assert restore(store, dst, stage="engine", key=KEY, transfer=SMALL_PARTS).skipped
 
 
 def test_concurrent_restores_of_one_destination_are_safe(store: ObjectStore, tmp_path: Path) -> None:

@@ -118,6 +118,12 @@ class LocalStore:
     def complete_multipart(self, key: str, upload_id: str, etags: list[str]) -> None:
         path = self._path(key)
         try:
+            # Durable before the manifest (fsynced too) can point at it.
+            fd = os.open(path.with_name(upload_id), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
             os.replace(path.with_name(upload_id), path)
         except OSError as e:
             raise self._fail("complete", key, e) from e

@@ -5,6 +5,9 @@ bytes arrive, and only a fully verified file is renamed to its final name. The d
 locked (``flock``) for the whole restore, so concurrent restores of one directory are safe.
 A verified restore leaves ``.triton-llm-entry.json`` recording the manifest digest and each
 file's size, mtime and inode; a later restore whose marker still matches does nothing.
+Files are not fsynced (that would bound restores by disk speed): instead the marker records
+the kernel boot id, so after a reboot (the only way page-cache data is lost) the local files
+are re-hashed before they are trusted again.
 
 Memory bound: ``max_concurrency * io_buffer_size`` bytes of buffers, whatever the entry size.
 """
@@ -53,6 +56,14 @@ def _locked(dest: Path) -> Iterator[None]:
         os.close(fd)
 
 
+def boot_id() -> str:
+    """This boot's id (Linux), or "" where unknown."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
 def _stat_record(path: Path) -> list[int]:
     st = path.stat()
     return [st.st_size, st.st_mtime_ns, st.st_ino]
@@ -62,7 +73,7 @@ def marker_matches(dest: Path, manifest: Manifest) -> bool:
     """True if ``dest`` holds a marker for this exact manifest and every file's stat is unchanged."""
     try:
         marker = json.loads((dest / MARKER_NAME).read_text())
-        if marker.get("manifest_sha256") != manifest.digest():
+        if marker.get("manifest_sha256") != manifest.digest() or marker.get("boot_id") != boot_id():
             return False
         recorded = marker["files"]
         if set(recorded) != {f.path for f in manifest.files}:
@@ -77,6 +88,7 @@ def _write_marker(dest: Path, manifest: Manifest) -> None:
         "stage": manifest.stage,
         "key": manifest.key,
         "manifest_sha256": manifest.digest(),
+        "boot_id": boot_id(),
         "files": {f.path: _stat_record(dest / f.path) for f in manifest.files},
     }
     tmp = dest / f".{MARKER_NAME}.{uuid.uuid4().hex[:8]}.incomplete"
