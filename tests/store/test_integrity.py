@@ -55,8 +55,9 @@ def test_size_mismatch_is_an_integrity_error(
         (lambda b: b[:-10]) if change == "truncate" else (lambda b: b + b"x"),
     )
     dst = tmp_path / "dst"
-    with pytest.raises(IntegrityError, match=r"tokenizer\.json"):
+    with pytest.raises(IntegrityError, match=r"tokenizer\.json of checkpoint/feedface") as err:
         restore(store, dst, stage="checkpoint", key=KEY, transfer=SMALL_PARTS)
+    assert err.value.path == "tokenizer.json"
     assert "tokenizer.json" not in _final_names(dst)
 
 

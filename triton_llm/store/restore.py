@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from triton_llm._progress import progress
+from triton_llm._progress import ProgressBar, progress
 from triton_llm.errors import IntegrityError, NotFoundError, StoreError
 from triton_llm.settings import TransferSettings
 from triton_llm.store._parallel import ThreadBuffers, run_all
@@ -168,7 +168,7 @@ class _Download:
         self.open[f.path] = (fd, tmp, len(f.part_sha256))
         os.ftruncate(fd, f.size)
 
-    def _part(self, f: FileEntry, index: int, offset: int, length: int, bar: object) -> None:
+    def _part(self, f: FileEntry, index: int, offset: int, length: int, bar: ProgressBar) -> None:
         fd = self.open[f.path][0]
         h = hashlib.sha256()
         write = os.pwrite
@@ -178,7 +178,7 @@ class _Download:
             done = 0
             while done < len(chunk):
                 done += write(fd, chunk[done:], offset + pos + done)
-            bar.update(len(chunk))  # type: ignore[attr-defined]
+            bar.update(len(chunk))
 
         try:
             size = self.store.read_range(
@@ -190,6 +190,8 @@ class _Download:
             )
         except NotFoundError as e:
             raise _mismatch(self.manifest, f, "its stored object is missing") from e
+        except IntegrityError as e:  # the store saw the object end early
+            raise _mismatch(self.manifest, f, e.message) from e
         if size != f.size:
             raise _mismatch(self.manifest, f, f"stored size {size} != manifest size {f.size}")
         if h.hexdigest() != f.part_sha256[index]:
@@ -213,14 +215,6 @@ class _Download:
                     for i, (off, length) in enumerate(part_ranges(f.size, f.part_size)):
                         tasks.append(lambda f=f, i=i, o=off, n=length: self._part(f, i, o, n, bar))
                 run_all(tasks, workers=self.transfer.max_concurrency)
-        except IntegrityError as e:
-            if e.path is None:  # a short object, reported by the store: name the file
-                raise IntegrityError(
-                    f"{e.message} (restoring {self.manifest.stage}/{self.manifest.key})",
-                    key=self.manifest.key,
-                    path=e.key,
-                ) from e
-            raise
         except OSError as e:
             raise StoreError(f"cannot write into {self.dest}: {e}", path=str(self.dest)) from e
         finally:
