@@ -255,20 +255,29 @@ class S3Store:
         return self._call("read", key, get)
 
     def read_range(self, key: str, *, offset: int, length: int, buf: memoryview, consume: Consume) -> int:
+        if length == 0:
+            info = self.head(key)
+            if info is None:
+                raise NotFoundError(f"no object {key} in {self.uri}", key=key)
+            return info.size
         state = {"done": 0, "size": -1}
 
         def get() -> int:
             done = state["done"]
-            if length == 0 and state["size"] >= 0:
-                return state["size"]
-            if length == 0:
-                info = self.head(key)
-                if info is None:
-                    raise NotFoundError(f"no object {key} in {self.uri}", key=key)
-                return info.size
             rng = f"bytes={offset + done}-{offset + length - 1}"
             resp = self._client.get_object(Bucket=self.bucket, Key=self.prefix + key, Range=rng)
-            state["size"] = int(str(resp.get("ContentRange", "/-1")).rsplit("/", 1)[-1] or -1)
+            content_range = resp.get("ContentRange")
+            if content_range:
+                state["size"] = int(str(content_range).rsplit("/", 1)[-1])
+            elif offset + done == 0:  # a whole-object answer is fine when we start at 0
+                state["size"] = int(resp.get("ContentLength", -1))
+            else:
+                resp["Body"].close()
+                raise StoreError(
+                    f"{self.endpoint} ignored the Range header for {key}",
+                    key=key,
+                    hint="use an S3 server that supports ranged GETs",
+                )
             body = resp["Body"]
             raw = getattr(body, "_raw_stream", None)
             fp = getattr(raw, "_fp", None)
