@@ -13,11 +13,12 @@ import hashlib
 import os
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from triton_llm._progress import progress
+from triton_llm._progress import ProgressBar, progress
 from triton_llm.errors import NotFoundError, StoreError, UsageError
 from triton_llm.settings import TransferSettings
 from triton_llm.store._parallel import ThreadBuffers, run_all
@@ -72,13 +73,24 @@ def scan_dir(src_dir: Path) -> list[tuple[str, Path]]:
     return sorted(out)
 
 
-def _hash_files(files: list[tuple[str, Path]], transfer: TransferSettings) -> list[FileEntry]:
-    """Whole-file and per-part sha256 of every file, hashed in parallel (hashlib drops the GIL)."""
-    buffers = ThreadBuffers(max(transfer.io_buffer_size, 4 << 20))
-    sizes = {rel: path.stat().st_size for rel, path in files}
+@dataclass(frozen=True)
+class _Source:
+    rel: str
+    path: Path
+    size: int
+    part_size: int
+
+    def parts(self) -> list[tuple[int, int]]:
+        return part_ranges(self.size, self.part_size)
+
+
+def _hash_tasks(
+    sources: list[_Source], transfer: TransferSettings
+) -> tuple[list[Callable[[], None]], Callable[[], list[FileEntry]]]:
+    """Tasks computing whole-file and per-part sha256 (hashlib drops the GIL), and a collector."""
+    buffers = ThreadBuffers(transfer.io_buffer_size)
     whole: dict[str, str] = {}
     parts: dict[tuple[str, int], str] = {}
-    tasks = []
 
     def digest(path: Path, offset: int, length: int) -> str:
         h = hashlib.sha256()
@@ -93,68 +105,95 @@ def _hash_files(files: list[tuple[str, Path]], transfer: TransferSettings) -> li
                 done += n
         return h.hexdigest()
 
-    for rel, path in files:
-        size = sizes[rel]
-        tasks.append(lambda rel=rel, path=path, size=size: whole.__setitem__(rel, digest(path, 0, size)))
-        for i, (off, length) in enumerate(part_ranges(size, part_size_for(size, transfer))):
-            tasks.append(lambda k=(rel, i), p=path, o=off, n=length: parts.__setitem__(k, digest(p, o, n)))
-    run_all(tasks, workers=max(1, min(transfer.max_concurrency, os.cpu_count() or 1)))
-    entries = []
-    for rel, _ in files:
-        size = sizes[rel]
-        psize = part_size_for(size, transfer)
-        digests = [parts[(rel, i)] for i in range(len(part_ranges(size, psize)))]
-        entries.append(
-            FileEntry(path=rel, size=size, sha256=whole[rel], part_size=psize, part_sha256=digests)
-        )
-    return entries
+    tasks: list[Callable[[], None]] = []
+    for src in sources:
+        tasks.append(lambda s=src: whole.__setitem__(s.rel, digest(s.path, 0, s.size)))
+        for i, (off, length) in enumerate(src.parts()):
+            tasks.append(
+                lambda k=(src.rel, i), p=src.path, o=off, n=length: parts.__setitem__(k, digest(p, o, n))
+            )
+
+    def collect() -> list[FileEntry]:
+        return [
+            FileEntry(
+                path=s.rel,
+                size=s.size,
+                sha256=whole[s.rel],
+                part_size=s.part_size,
+                part_sha256=[parts[(s.rel, i)] for i in range(len(s.parts()))],
+            )
+            for s in sources
+        ]
+
+    return tasks, collect
 
 
-def _upload(
-    store: ObjectStore,
-    prefix: str,
-    files: list[tuple[str, Path]],
-    entries: list[FileEntry],
-    *,
-    transfer: TransferSettings,
-    desc: str,
-) -> None:
-    """Upload every file under ``prefix``: small ones whole, large ones as parallel multipart parts."""
-    tasks = []
+def _upload_tasks(
+    store: ObjectStore, prefix: str, sources: list[_Source], *, transfer: TransferSettings, bar: ProgressBar
+) -> tuple[list[Callable[[], None]], list[tuple[str, str, list[str]]]]:
+    """Tasks uploading every file under ``prefix`` (small ones whole, large ones as multipart parts),
+    and the started multipart uploads ``(key, upload_id, etags)`` to complete afterwards."""
+    tasks: list[Callable[[], None]] = []
     multipart: list[tuple[str, str, list[str]]] = []
-    total = sum(e.size for e in entries)
-    with progress(desc, total=total) as bar:
+    for src in sources:
+        key = prefix + src.rel
+        if src.size <= transfer.multipart_threshold:
+
+            def put_whole(k: str = key, s: _Source = src) -> None:
+                store.put_file(k, s.path)
+                bar.update(s.size)
+
+            tasks.append(put_whole)
+            continue
+        upload_id = store.start_multipart(key)
+        etags = [""] * len(src.parts())
+        multipart.append((key, upload_id, etags))
+        for i, (off, length) in enumerate(src.parts()):
+
+            def put(
+                k: str = key,
+                u: str = upload_id,
+                i: int = i,
+                p: Path = src.path,
+                o: int = off,
+                n: int = length,
+                tags: list[str] = etags,
+            ) -> None:
+                tags[i] = store.put_part(k, u, i + 1, p, offset=o, length=n)
+                bar.update(n)
+
+            tasks.append(put)
+    return tasks, multipart
+
+
+def _interleave(a: list[Callable[[], None]], b: list[Callable[[], None]]) -> list[Callable[[], None]]:
+    out: list[Callable[[], None]] = []
+    for i in range(max(len(a), len(b))):
+        out.extend(x[i] for x in (a, b) if i < len(x))
+    return out
+
+
+def _hash_and_upload(
+    store: ObjectStore, prefix: str, files: list[tuple[str, Path]], *, transfer: TransferSettings, desc: str
+) -> list[FileEntry]:
+    """Hash and upload every file at once (one bounded pool); returns the manifest's file entries."""
+    sources = []
+    for rel, path in files:
+        size = path.stat().st_size
+        sources.append(_Source(rel, path, size, part_size_for(size, transfer)))
+    hash_tasks, collect = _hash_tasks(sources, transfer)
+    multipart: list[tuple[str, str, list[str]]] = []
+    with progress(desc, total=sum(s.size for s in sources)) as bar:
         try:
-            for (_, path), entry in zip(files, entries, strict=True):
-                key = prefix + entry.path
-                if entry.size <= transfer.multipart_threshold:
-                    tasks.append(lambda k=key, p=path, n=entry.size: (store.put_file(k, p), bar.update(n)))
-                    continue
-                upload_id = store.start_multipart(key)
-                etags = [""] * len(part_ranges(entry.size, entry.part_size))
-                multipart.append((key, upload_id, etags))
-                for i, (off, length) in enumerate(part_ranges(entry.size, entry.part_size)):
-
-                    def put(
-                        k: str = key,
-                        u: str = upload_id,
-                        i: int = i,
-                        p: Path = path,
-                        o: int = off,
-                        n: int = length,
-                        tags: list[str] = etags,
-                    ) -> None:
-                        tags[i] = store.put_part(k, u, i + 1, p, offset=o, length=n)
-                        bar.update(n)
-
-                    tasks.append(put)
-            run_all(tasks, workers=transfer.max_concurrency)
+            upload_tasks, multipart = _upload_tasks(store, prefix, sources, transfer=transfer, bar=bar)
+            run_all(_interleave(upload_tasks, hash_tasks), workers=transfer.max_concurrency)
             for key, upload_id, etags in multipart:
                 store.complete_multipart(key, upload_id, etags)
         except BaseException:
             for key, upload_id, _ in multipart:
                 store.abort_multipart(key, upload_id)
             raise
+    return collect()
 
 
 def _cleanup(store: ObjectStore, prefix: str) -> None:
@@ -175,9 +214,9 @@ def publish(
 ) -> PublishResult:
     """Upload ``src_dir`` as the entry ``<stage>/<key>``, unless it already exists.
 
-    Files are hashed first (whole-file and per-part sha256, in parallel), then uploaded with up
-    to ``transfer.max_concurrency`` parts in flight; each part streams from the file, so memory
-    stays near ``max_concurrency * max(io_buffer_size, 4 MiB)`` whatever the file sizes.
+    Files are hashed (whole-file and per-part sha256) and uploaded at the same time, with at most
+    ``transfer.max_concurrency`` tasks in flight; parts stream from the files, so memory stays
+    near ``max_concurrency * io_buffer_size`` plus the HTTP client's send buffers.
     Transient errors are retried per the store's policy (``Settings.transfer.retries``).
 
     Args:
@@ -202,11 +241,10 @@ def publish(
     if existing is not None:
         return PublishResult(existing, won=False)
     files = scan_dir(src_dir)
-    entries = _hash_files(files, transfer)
     upload_id = f"{utc_now_iso().replace(':', '').replace('+0000', 'Z')}-{uuid.uuid4().hex[:12]}"
     prefix = upload_prefix(stage, key, upload_id)
     try:
-        _upload(store, prefix, files, entries, transfer=transfer, desc=f"upload {stage}/{key[:12]}")
+        entries = _hash_and_upload(store, prefix, files, transfer=transfer, desc=f"upload {stage}/{key[:12]}")
     except BaseException:
         _cleanup(store, prefix)
         raise

@@ -95,8 +95,13 @@ class S3Store:
             # We verify sha256 ourselves; skip botocore's extra CRC passes over every byte.
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",
-            # Custom endpoints (minio, rclone, moto...) rarely resolve bucket.host names.
-            s3={"addressing_style": "path"} if custom else {},
+            s3={
+                # Custom endpoints (minio, rclone, moto...) rarely resolve bucket.host names.
+                **({"addressing_style": "path"} if custom else {}),
+                # No extra sha256 pass over every uploaded byte for the signature: the
+                # manifest's digests are checked on every restore (and TLS covers https).
+                "payload_signing_enabled": False,
+            },
         )
         # botocore directly: the same credential chain and AWS_ENDPOINT_URL handling as boto3,
         # without importing boto3's resource layer (faster CLI start-up).
