@@ -210,3 +210,29 @@ def test_run_plans_end_to_end_bf16(base: Path, tmp_path: Path) -> None:
     assert engine["build_config"]["max_batch_size"] == 2 and engine["build_config"]["max_seq_len"] == 128
     assert not list((tmp_path / "eng").glob("*.safetensors"))
     assert read_checkpoint_config(tmp_path / "eng").num_layers == 30
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"attention_bias": True}, ["attention_bias"]),
+        ({"hidden_act": "gelu"}, ["hidden_act='gelu'"]),
+        ({"sliding_window": 4096, "max_position_embeddings": 32768}, ["sliding_window=4096"]),
+    ],
+)
+def test_conversion_refuses_features_it_would_drop(tmp_path: Path, change: dict, words: list[str]) -> None:
+    from triton_llm.engine.backends.cpu_convert import convert_checkpoint
+    from triton_llm.errors import BuildError
+
+    cfg = {
+        "architectures": ["MistralForCausalLM"], "hidden_size": 64, "intermediate_size": 128,
+        "num_hidden_layers": 1, "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 16,
+        "max_position_embeddings": 256, **change,
+    }  # fmt: skip
+    (tmp_path / "hf").mkdir()
+    (tmp_path / "hf" / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(BuildError, match="cannot convert") as info:
+        convert_checkpoint(model_dir=str(tmp_path / "hf"), out_dir=str(tmp_path / "out"), dtype="float32")
+    for w in words:
+        assert w in str(info.value)
+    assert not (tmp_path / "out").exists()

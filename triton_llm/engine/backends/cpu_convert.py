@@ -194,6 +194,28 @@ def _rank_tensors(src: _HfTensors, cfg: dict[str, Any], tp: int, rank: int) -> I
     yield "lm_head.weight", _split(head, tp, rank, 0)
 
 
+def _check_features(cfg: dict[str, Any], hf_config: dict[str, Any], *, source: str) -> None:
+    """Reject model features this converter would otherwise drop silently.
+
+    Raises:
+        BuildError: biases, a non-SiLU activation, or sliding-window attention.
+    """
+    problems = []
+    if cfg["attn_bias"] or cfg["mlp_bias"]:
+        problems.append("attention_bias/mlp_bias (linear biases are not converted)")
+    if cfg["hidden_act"] != "silu":
+        problems.append(f"hidden_act={cfg['hidden_act']!r} (only silu)")
+    window = hf_config.get("sliding_window")
+    if window is not None and int(window) < cfg["max_position_embeddings"]:
+        problems.append(f"sliding_window={window} (the CPU runtime attends to the full context)")
+    if problems:
+        raise BuildError(
+            f"{source}: the cpu backend cannot convert this model: {'; '.join(problems)}",
+            path=source,
+            hint="use the trtllm backend on a GPU",
+        )
+
+
 def convert_checkpoint(
     *,
     model_dir: str,
@@ -226,6 +248,7 @@ def convert_checkpoint(
     cfg = checkpoint_config(
         json.loads(hf_config_path.read_text()), dtype=dtype, quant_format=quant_format, tp=tp
     )
+    _check_features(cfg, json.loads(hf_config_path.read_text()), source=str(hf_config_path))
     if pp != 1:
         raise RecipeError(
             f"parallelism.pp={pp}: the cpu backend supports pp=1 only", field="parallelism.pp", value=pp
