@@ -210,6 +210,16 @@ def test_run_plans_end_to_end_bf16(base: Path, tmp_path: Path) -> None:
     assert engine["build_config"]["max_batch_size"] == 2 and engine["build_config"]["max_seq_len"] == 128
     assert not list((tmp_path / "eng").glob("*.safetensors"))
     assert read_checkpoint_config(tmp_path / "eng").num_layers == 30
+    # the bf16 checkpoint serves: same next token as float32, logits within 10% of their range
+    from triton_llm.runtime import Generator
+
+    prompt = [1, 9690, 198, 2683, 359, 253, 5356, 5646, 11173, 2, 198, 1, 4093, 198, 19556, 17]
+    logits = [
+        Generator(ckpt, max_batch_size=1, max_input_len=64, max_seq_len=128, threads=1).prompt_logits(prompt)
+        for ckpt in (tmp_path / "ckpt", converted_dir(base))
+    ]
+    assert int(logits[0].argmax()) == int(logits[1].argmax())
+    assert float((logits[0] - logits[1]).abs().max() / logits[1].abs().max()) <= 0.10
 
 
 @pytest.mark.parametrize(
