@@ -233,6 +233,10 @@ def main(argv: list[str] | None = None) -> None:
     rate = {name: total / t / 1e6 for name, t in med.items()}
     cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
                 if ln.startswith("model name")), platform.processor())  # fmt: skip
+
+    def per_round(peer: str) -> str:
+        return ", ".join(f"{p / o:.2f}x" for o, p in zip(times["ours"], times[peer], strict=True))
+
     rows = "\n".join(
         f"| {name} | {med[name]:.2f} | {rate[name]:.0f} | {statistics.median(cpus[name]):.2f} |"
         f" {', '.join(f'{t:.2f}' for t in times[name])} |"
@@ -257,8 +261,8 @@ awscli is `aws s3 cp --recursive` with default settings; rclone is
 |---|---|---|---|---|
 {rows}
 
-- ours / awscli: **{rate["ours"] / rate["awscli"]:.2f}x** (goal >= 1.5)
-- ours / rclone: **{rate["ours"] / rate["rclone"]:.2f}x** (goal >= 1.0)
+- ours / awscli: **{rate["ours"] / rate["awscli"]:.2f}x** (goal >= 1.5); per round: {per_round("awscli")}
+- ours / rclone: **{rate["ours"] / rate["rclone"]:.2f}x** (goal >= 1.0); per round: {per_round("rclone")}
 - publishing the entry (sha256 of every part and file, then parallel multipart upload) took
   {publish_s:.1f} s ({total / publish_s / 1e6:.0f} MB/s), not compared
 - no-op restore of the verified entry (marker + stat check, no hashing): **{noop_inner * 1000:.0f} ms**
