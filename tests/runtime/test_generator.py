@@ -171,3 +171,27 @@ def test_more_requests_than_slots_are_queued(idle_generator, prompt_ids, solo_ou
     out = generate(gen, reqs)
     for i in range(6):
         assert out[f"r{i}"] == solo_outputs[i % 3][: 3 + i]
+
+
+def test_generator_refuses_bad_limits_and_mismatched_checkpoints(model_base, ckpt_f32, tmp_path) -> None:
+    import json
+
+    from tests.runtime._models import converted_dir
+    from triton_llm.errors import IncompatibleError, UsageError
+    from triton_llm.runtime import Generator
+
+    for limits in ({"max_batch_size": 0}, {"max_input_len": 64, "max_seq_len": 64}, {"max_seq_len": 9000}):
+        kwargs = {"max_batch_size": 1, "max_input_len": 8, "max_seq_len": 16, **limits}
+        with pytest.raises(UsageError, match="max_"):
+            Generator(ckpt_f32, **kwargs)
+    with pytest.raises(IncompatibleError, match="tp=3 but 1 rank"):
+        Generator(converted_dir(model_base, tp=3), max_batch_size=1, max_input_len=8, max_seq_len=16)
+    cfg = json.loads((ckpt_f32 / "config.json").read_text())
+    for change, words in (
+        ({"mapping": {**cfg["mapping"], "pp_size": 2}}, "pp_size=2"),
+        ({"quantization": {"quant_algo": "FP8"}}, "'FP8'"),
+        ({"architecture": "GPT2LMHeadModel"}, "'GPT2LMHeadModel'"),
+    ):
+        (tmp_path / "config.json").write_text(json.dumps({**cfg, **change}))
+        with pytest.raises(IncompatibleError, match=words):
+            Generator(tmp_path, max_batch_size=1, max_input_len=8, max_seq_len=16)

@@ -90,7 +90,12 @@ class Generator:
                 field="mapping.tp_size",
                 value=self.config.tp_size,
             )
-        if threads > 0:
+        if max_seq_len > self.config.max_position_embeddings:
+            raise UsageError(
+                f"max_seq_len={max_seq_len} exceeds the model's max_position_embeddings="
+                f"{self.config.max_position_embeddings}; lower build.max_seq_len"
+            )
+        if threads > 0:  # process-wide torch setting
             torch.set_num_threads(threads)
         self._limits = GeneratorLimits(max_input_len, max_seq_len, max_batch_size, self.config.vocab_size)
         self._model = LlamaShard(
