@@ -32,17 +32,19 @@ def default_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
 class TransferSettings(BaseModel):
     """Object-store transfer tuning.
 
-    Memory bound of one transfer: ``max_concurrency * io_buffer_size`` bytes of buffers,
-    independent of file size (parts stream through a fixed buffer per worker).
+    Memory bound: a restore holds about ``max_concurrency * io_buffer_size`` bytes of buffers
+    (4 MiB with the defaults), independent of file size, since parts stream through one buffer
+    per worker; a publish holds the same plus the HTTP send buffers.
     """
 
     model_config = ConfigDict(extra="forbid")
 
-    max_concurrency: int = Field(8, ge=1, le=128, description="parallel part transfers")
+    max_concurrency: int = Field(16, ge=1, le=128, description="parallel part transfers")
     part_size: int = Field(64 * MiB, ge=5 * MiB, description="multipart part size, bytes")
     multipart_threshold: int = Field(64 * MiB, ge=5 * MiB, description="files above use multipart")
-    io_buffer_size: int = Field(1 * MiB, ge=64 * 1024, description="streaming buffer per worker")
+    io_buffer_size: int = Field(256 * 1024, ge=64 * 1024, description="streaming buffer per worker")
     retries: int = Field(5, ge=0, le=20, description="retries for transient errors")
+    retry_backoff: float = Field(0.5, ge=0, le=30, description="first retry wait, seconds (doubles)")
 
 
 class Settings(BaseModel):

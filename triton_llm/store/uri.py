@@ -36,13 +36,14 @@ def parse_store_uri(uri: str) -> tuple[str, str, str]:
     )
 
 
-def open_store(uri: str, *, settings: Settings, retry_backoff: float = 0.5) -> ObjectStore:
+def open_store(uri: str, *, settings: Settings, retry_backoff: float | None = None) -> ObjectStore:
     """Open the object store at ``uri``.
 
     Args:
         uri: ``s3://bucket/prefix`` or ``file:///abs/dir`` (e.g. ``settings.store_uri()``).
         settings: endpoint override (``s3_endpoint_url``) and transfer settings (retries, concurrency).
-        retry_backoff: first retry wait in seconds; doubles each retry, with jitter.
+        retry_backoff: first retry wait in seconds (default ``settings.transfer.retry_backoff``);
+            doubles each retry, with jitter.
 
     Returns:
         A store; S3 credentials come only from the standard AWS chain.
@@ -51,7 +52,8 @@ def open_store(uri: str, *, settings: Settings, retry_backoff: float = 0.5) -> O
         ConfigError: the URI is malformed.
     """
     scheme, bucket, path = parse_store_uri(uri)
-    retry = RetryPolicy(retries=settings.transfer.retries, backoff=retry_backoff)
+    backoff = settings.transfer.retry_backoff if retry_backoff is None else retry_backoff
+    retry = RetryPolicy(retries=settings.transfer.retries, backoff=backoff)
     if scheme == "file":
         from triton_llm.store.local import LocalStore
 
