@@ -161,8 +161,12 @@ def test_serve_cli_end_to_end(cpu_engine, cpu_engine_cache, tmp_path):
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=90) == 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        if proc.poll() is None:  # a failed assertion: let the CLI stop its server before giving up
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=90)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
         proc.stdout.close()
     assert processes_with(str(tmp_path / "repo")) == []
