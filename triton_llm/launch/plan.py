@@ -23,8 +23,8 @@ from triton_llm.launch.transport import TransportSettings, transport_mpi_args
 from triton_llm.launch.tritonserver import TritonInstall, tritonserver_argv
 
 GROUP_ENV = "TRITONLLM_GROUP"
-FORWARDED_PREFIXES = ("NCCL_", "UCX_")
-FORWARDED_ENV = ("PATH", "LD_LIBRARY_PATH", "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "OMP_NUM_THREADS")
+FORWARDED_PREFIXES = ("NCCL_", "UCX_", "OMP_")
+FORWARDED_ENV = ("PATH", "LD_LIBRARY_PATH", "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")
 _RANK_FILE = re.compile(r"^rank(\d+)\.(engine|safetensors|pt|bin)$")
 
 
@@ -181,7 +181,7 @@ def mpi_environment(
     for name in forward_env:
         if environ.get(name):
             env[name] = environ[name]
-    # NCCL/UCX tuning set on the leader (e.g. by the Helm chart) must reach remote ranks too.
+    # NCCL/UCX/OpenMP tuning set on the leader (e.g. by the Helm chart) must reach remote ranks too.
     for name, value in sorted(environ.items()):
         if name.startswith(FORWARDED_PREFIXES) and value:
             env[name] = value

@@ -147,6 +147,8 @@ def server_env(install: TritonInstall, *, base: dict[str, str] | None = None) ->
     env["PYTHONPATH"] = os.pathsep.join([project, site, *filter(None, [env.get("PYTHONPATH")])])
     env["PYTHONHOME"] = str(home)
     env.pop("PYTHONSTARTUP", None)
+    # Idle OpenMP threads must sleep, not spin: ranks and stubs share few cores on CPU hosts.
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     return env
 
 

@@ -13,6 +13,7 @@ detokenize it exactly (see detokenizer.postprocess_text).
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,14 +78,28 @@ def create_loop(params: dict[str, str]) -> Any:
 
     world_size = int(params.get("world_size") or 1)
     comm = MpiComm() if world_size > 1 else None
-    generator = Generator(
-        Path(params["checkpoint_dir"]),
-        max_batch_size=int(params["max_batch_size"]),
-        max_input_len=int(params["max_input_len"]),
-        max_seq_len=int(params["max_seq_len"]),
-        threads=int(params.get("cpu_threads") or 0),
-        comm=comm,
-    )
+    threads = int(params.get("cpu_threads") or 0)
+    if threads == 0 and world_size > 1:  # ranks on one host must not oversubscribe its cores
+        threads = max(1, (os.cpu_count() or 1) // world_size)
+    try:
+        generator = Generator(
+            Path(params["checkpoint_dir"]),
+            max_batch_size=int(params["max_batch_size"]),
+            max_input_len=int(params["max_input_len"]),
+            max_seq_len=int(params["max_seq_len"]),
+            threads=threads,
+            comm=comm,
+        )
+    except BaseException:
+        if comm is not None:  # one rank failing must end the whole group, never hang it
+            from mpi4py import MPI
+
+            MPI.COMM_WORLD.Abort(1)
+        raise
+    if comm is not None:
+        from mpi4py import MPI
+
+        MPI.COMM_WORLD.Barrier()  # rank 0 turns ready only once every rank has loaded
     if comm is not None and comm.rank > 0:
         from triton_llm.runtime.parallel import run_worker
 
