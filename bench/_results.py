@@ -6,7 +6,10 @@ import re
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
-HEADER = "# Benchmark results\n\nEach section is rewritten by the command it names. Ratios matter; absolute times are noisy.\n"
+HEADER = (
+    "# Benchmark results\n\n"
+    "Each section is rewritten by the command it names. Ratios matter; absolute times are noisy.\n"
+)
 
 
 def write_section(name: str, body: str, *, path: Path = RESULTS) -> None:

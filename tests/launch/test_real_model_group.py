@@ -84,15 +84,15 @@ def _kill_rank_mid_stream(
         "--max-tokens",
         "400",
     ]
-    client = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert client.stdout is not None
-    assert client.stdout.read(8), "no text streamed before the kill"
-    killed_at = time.monotonic()
-    os.kill(_rank_server(install, plan, TP - 1), signal.SIGKILL)
-    client.wait(timeout=30)
-    thread.join(30)
-    elapsed = time.monotonic() - killed_at
-    stderr = client.stderr.read().decode() if client.stderr else ""
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as client:
+        assert client.stdout is not None and client.stderr is not None
+        assert client.stdout.read(8), "no text streamed before the kill"
+        killed_at = time.monotonic()
+        os.kill(_rank_server(install, plan, TP - 1), signal.SIGKILL)
+        client.wait(timeout=30)
+        thread.join(30)
+        elapsed = time.monotonic() - killed_at
+        stderr = client.stderr.read().decode()
     assert client.returncode == 1 and "error" in stderr, stderr
     assert result["code"] != 0
     assert elapsed < 10, elapsed
