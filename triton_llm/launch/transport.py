@@ -7,16 +7,15 @@ KEY=VALUE``, the environment is ``TRITON_LLM_TRANSPORT__<KEY>``, and the setting
 
 from __future__ import annotations
 
-import os
 import socket
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from triton_llm.errors import ConfigError
+from triton_llm.settings import load_settings
 
 ENV_PREFIX = "TRITON_LLM_TRANSPORT__"
 
@@ -57,23 +56,9 @@ def load_transport(
     Raises:
         ConfigError: unknown key or wrong type; names the key.
     """
-    env = os.environ if environ is None else environ
-    if config_file is None:
-        config_file = Path(env.get("TRITON_LLM_CONFIG") or Path.home() / ".config/triton-llm/config.yaml")
-    data: dict[str, Any] = {}
-    if config_file.is_file():
-        try:
-            loaded = yaml.safe_load(config_file.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(
-                f"settings file {config_file} is not valid YAML: {e}", path=str(config_file)
-            ) from e
-        section = loaded.get("transport", {}) if isinstance(loaded, dict) else None
-        if not isinstance(section, dict):
-            raise ConfigError(f"{config_file}: transport must be a mapping", path=str(config_file))
-        data.update(section)
-    data.update({k[len(ENV_PREFIX) :].lower(): v for k, v in env.items() if k.startswith(ENV_PREFIX)})
-    data.update({k: v for k, v in (flags or {}).items() if v is not None})
+    overrides = {"transport": dict(flags)} if flags else {}
+    settings = load_settings(overrides, environ=environ, config_file=config_file)
+    data = settings.transport
     try:
         return TransportSettings.model_validate(data)
     except ValidationError as e:
