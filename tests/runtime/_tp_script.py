@@ -43,7 +43,7 @@ def main() -> None:
     mode = sys.argv[4] if len(sys.argv) > 4 else "step"
     spec = json.loads(prompts_path.read_text())
     comm = MpiComm()
-    gen = Generator(ckpt, max_batch_size=4, max_input_len=256, max_seq_len=320, threads=1, comm=comm)
+    gen = Generator(ckpt, max_batch_size=4, max_input_len=192, max_seq_len=256, threads=1, comm=comm)
     if comm.rank != 0:
         if mode == "loop":
             worker = threading.Thread(target=run_worker, args=(gen,), daemon=True)

@@ -71,7 +71,7 @@ def test_tp4_replicates_kv_heads_and_pads_vocab(model_base, tmp_path) -> None:
     prompts = [torch.randint(0, 250, (n,), generator=g).tolist() for n in (7, 19)]
     result = _mpirun(4, converted_tiny_dir(model_base, tp=4), prompts, tmp_path, mode="loop")
     gen = Generator(
-        converted_tiny_dir(model_base, tp=1), max_batch_size=4, max_input_len=256, max_seq_len=320
+        converted_tiny_dir(model_base, tp=1), max_batch_size=4, max_input_len=192, max_seq_len=256
     )
     ref = generate(gen, [GenerationRequest(str(i), ids, NEW_TOKENS) for i, ids in enumerate(prompts)])
     assert result["outputs"] == ref
