@@ -20,7 +20,7 @@ import pytest
 from tests.fixtures.mpi import NetnsCluster
 from tests.launch.test_triton_group import _http_ready, _rank_server, _start, _wait_ready
 from triton_llm.launch.agents import make_agent
-from triton_llm.launch.cleanup import group_processes
+from triton_llm.launch.cleanup import cleanup_local, group_processes
 from triton_llm.launch.hosts import Host, local_hosts
 from triton_llm.launch.plan import LaunchPlan, plan_triton_group
 from triton_llm.launch.transport import TransportSettings
@@ -121,9 +121,12 @@ def test_tp3_on_one_host_streams_the_tp1_text(
         group_id=f"greal{os.getpid()}",
     )
     thread, result = _start(plan, tmp_path / "group.log")
-    _wait_ready(_http_ready(http), result, tmp_path / "group.log", timeout=300)
-    assert _stream([], f"127.0.0.1:{grpc}") == tp1_text
-    _kill_rank_mid_stream(plan, [], f"127.0.0.1:{grpc}", result, thread)
+    try:
+        _wait_ready(_http_ready(http), result, tmp_path / "group.log", timeout=300)
+        assert _stream([], f"127.0.0.1:{grpc}") == tp1_text
+        _kill_rank_mid_stream(plan, [], f"127.0.0.1:{grpc}", result, thread)
+    finally:
+        cleanup_local(plan.group_id, shm_prefix=plan.shm_prefix)  # never leave a group behind on failure
 
 
 def test_tp3_across_namespaces_streams_the_tp1_text(
