@@ -56,7 +56,7 @@ def test_bad_values_name_the_key(tmp_path: Path, flags: dict[str, str], needle: 
 def test_bad_file(tmp_path: Path) -> None:
     cfg = tmp_path / "c.yaml"
     cfg.write_text("transport: [eth0]\n")
-    with pytest.raises(ConfigError, match="transport.*valid dictionary"):
+    with pytest.raises(ConfigError, match=r"transport.*valid dictionary"):
         load_transport(None, environ={}, config_file=cfg)
 
 
