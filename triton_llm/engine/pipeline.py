@@ -25,7 +25,7 @@ from triton_llm.engine.plan import BuildPlan, StagePlan, plan_build
 from triton_llm.engine.recipe import Recipe, load_recipe, recipe_from_mapping, resolve_recipe_path
 from triton_llm.errors import BuildError, IncompatibleError, NotFoundError
 from triton_llm.settings import Settings
-from triton_llm.store import find_entry, open_store, publish, read_manifest, restore
+from triton_llm.store import ObjectStore, find_entry, open_store, publish, read_manifest, restore
 
 log = logging.getLogger(__name__)
 
@@ -179,6 +179,7 @@ def build(
 
     ck_cached = not force and read_manifest(store, stage="checkpoint", key=ck.key) is not None
     ck_local: Path | None = None
+    adopt: list[StagePlan] = []  # built and published here: moved to the restore location at the end
     if ck_cached:
         say(f"checkpoint {ck.key}: cache hit")
     else:
@@ -187,18 +188,10 @@ def build(
         say(f"checkpoint {ck.key}: building")
         _run_stage(ck, say=say)
         copy_tokenizer(model_dir, ck.out_dir / "tokenizer")
-        res = publish(
-            store,
-            ck.out_dir,
-            stage="checkpoint",
-            key=ck.key,
-            fingerprint_inputs=ck.inputs,
-            versions=be.toolchain_versions(),
-            transfer=settings.transfer,
-        )
-        if not res.won:
-            say(f"checkpoint {ck.key}: another builder published it first; using that entry")
-        ck_local = ck.out_dir if res.won else None
+        won = _publish_stage(store, ck, versions=be.toolchain_versions(), settings=settings, say=say)
+        ck_local = ck.out_dir if won else None
+        if won:
+            adopt.append(ck)
     result.outcomes.append(StageOutcome("checkpoint", ck.key, ck_cached))
 
     here = local_gpu()
@@ -222,19 +215,45 @@ def build(
         _run_stage(eng, say=say)
         shutil.copytree(ck_local / "tokenizer", eng.out_dir / "tokenizer")
         (eng.out_dir / RECIPE_FILE).write_text(json.dumps(recipe.model_dump(mode="json"), indent=2) + "\n")
-        res = publish(
-            store,
-            eng.out_dir,
-            stage="engine",
-            key=eng.key,
-            fingerprint_inputs=eng.inputs,
-            versions=be.toolchain_versions(),
-            transfer=settings.transfer,
-        )
-        if not res.won:
-            say(f"engine {eng.key}: another builder published it first; using that entry")
+        if _publish_stage(store, eng, versions=be.toolchain_versions(), settings=settings, say=say):
+            adopt.append(eng)
         result.outcomes.append(StageOutcome("engine", eng.key, False, gpu_name))
+    for stage in adopt:
+        _adopt(stage, settings)
     return result
+
+
+def _publish_stage(
+    store: ObjectStore,
+    stage: StagePlan,
+    *,
+    versions: dict[str, str],
+    settings: Settings,
+    say: Callable[[str], None],
+) -> bool:
+    """Publish a built stage; False when another builder's entry won the race (and is used)."""
+    res = publish(
+        store,
+        stage.out_dir,
+        stage=stage.stage,
+        key=stage.key,
+        fingerprint_inputs=stage.inputs,
+        versions=versions,
+        transfer=settings.transfer,
+    )
+    if not res.won:
+        say(f"{stage.stage} {stage.key}: another builder published it first; using that entry")
+    return res.won
+
+
+def _adopt(stage: StagePlan, settings: Settings) -> None:
+    """Move a just-published work dir to where restores go, so a restore verifies it in place
+    instead of copying it back from the store."""
+    dest = entry_dir(settings, stage.stage, stage.key)
+    if dest.exists() or not stage.out_dir.is_dir():
+        return
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    stage.out_dir.rename(dest)
 
 
 _KEY = re.compile(r"^[0-9a-f]{8,64}$")
