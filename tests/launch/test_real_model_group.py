@@ -18,13 +18,17 @@ from typing import Any
 import pytest
 
 from tests.fixtures.mpi import NetnsCluster
-from tests.launch.test_triton_group import _http_ready, _rank_server, _start, _wait_ready
-from triton_llm.launch.agents import make_agent
+from tests.launch._group import (
+    http_ready,
+    netns_cluster_ready,
+    plan_group,
+    rank_server,
+    start_group,
+    wait_ready,
+)
 from triton_llm.launch.cleanup import cleanup_local, group_processes
-from triton_llm.launch.hosts import Host, local_hosts
-from triton_llm.launch.plan import LaunchPlan, plan_triton_group
-from triton_llm.launch.transport import TransportSettings
-from triton_llm.launch.tritonserver import ensure_python_backend, find_triton, free_port, server_env
+from triton_llm.launch.plan import LaunchPlan
+from triton_llm.launch.tritonserver import ensure_python_backend, find_triton
 
 CLIENT = str(Path(__file__).resolve().parents[2] / "clients" / "stream_grpc.py")
 PROMPT = "What is the capital of France? Answer in one sentence."
@@ -88,7 +92,7 @@ def _kill_rank_mid_stream(
         assert client.stdout is not None and client.stderr is not None
         assert client.stdout.read(8), "no text streamed before the kill"
         killed_at = time.monotonic()
-        os.kill(_rank_server(install, plan, TP - 1), signal.SIGKILL)
+        os.kill(rank_server(install, plan, TP - 1), signal.SIGKILL)
         client.wait(timeout=30)
         thread.join(30)
         elapsed = time.monotonic() - killed_at
@@ -103,65 +107,28 @@ def _kill_rank_mid_stream(
 def test_tp3_on_one_host_streams_the_tp1_text(
     mpi_env: str, tp3_repo: Path, tp1_text: str, tmp_path: Path
 ) -> None:
-    install = find_triton()
-    ensure_python_backend(install)
-    http, grpc = free_port(), free_port()
-    plan = plan_triton_group(
-        install,
-        model_repo=tp3_repo,
-        tp=TP,
-        pp=1,
-        hosts=local_hosts(TP),
-        environ=server_env(install),
-        bind_address="127.0.0.1",
-        http_port=http,
-        grpc_port=grpc,
-        metrics_port=free_port(),
-        is_root=os.geteuid() == 0,
-        group_id=f"greal{os.getpid()}",
-    )
-    thread, result = _start(plan, tmp_path / "group.log")
-    try:
-        _wait_ready(_http_ready(http), result, tmp_path / "group.log", timeout=300)
-        assert _stream([], f"127.0.0.1:{grpc}") == tp1_text
-        _kill_rank_mid_stream(plan, [], f"127.0.0.1:{grpc}", result, thread)
-    finally:
-        cleanup_local(plan.group_id, shm_prefix=plan.shm_prefix)  # never leave a group behind on failure
+    _serve_stream_kill(tp3_repo, tp1_text, tmp_path, group_id=f"greal{os.getpid()}", netns=None)
 
 
 def test_tp3_across_namespaces_streams_the_tp1_text(
     netns_cluster: NetnsCluster, tp3_repo: Path, tp1_text: str, tmp_path: Path
 ) -> None:
+    _serve_stream_kill(tp3_repo, tp1_text, tmp_path, group_id=f"grealns{os.getpid()}", netns=netns_cluster)
+
+
+def _serve_stream_kill(
+    repo: Path, tp1_text: str, tmp_path: Path, *, group_id: str, netns: NetnsCluster | None
+) -> None:
     install = find_triton()
     ensure_python_backend(install)
-    http, grpc = free_port(), free_port()
-    plan = plan_triton_group(
-        install,
-        model_repo=tp3_repo,
-        tp=TP,
-        pp=1,
-        hosts=[Host(h, 1) for h in netns_cluster.hosts],
-        environ=server_env(install),
-        agent=make_agent(str(netns_cluster.agent)),
-        transport=TransportSettings(btl_tcp_if_include=("tl0",), oob_tcp_if_include=("tl0",)),
-        bind_address="127.0.0.1",
-        http_port=http,
-        grpc_port=grpc,
-        metrics_port=free_port(),
-        is_root=os.geteuid() == 0,
-        group_id=f"grealns{os.getpid()}",
-        mpirun=str(netns_cluster.mpirun),
-    )
-    assert len(set(plan.rank_hosts)) == TP, "one rank per namespace"
-    thread, result = _start(plan, tmp_path / "group.log")
-    probe = [
-        sys.executable,
-        "-c",
-        f"import urllib.request as u; u.urlopen('http://127.0.0.1:{http}/v2/health/ready')",
-    ]
-    _wait_ready(
-        lambda: netns_cluster.run(0, *probe).returncode == 0, result, tmp_path / "group.log", timeout=300
-    )
-    in_ns0 = ["ip", "netns", "exec", netns_cluster.namespaces[0]]
-    assert _stream(in_ns0, f"127.0.0.1:{grpc}") == tp1_text
-    _kill_rank_mid_stream(plan, in_ns0, f"127.0.0.1:{grpc}", result, thread)
+    plan, http, grpc = plan_group(install, repo, tp=TP, group_id=group_id, netns=netns)
+    assert len(set(plan.rank_hosts)) == (TP if netns else 1)
+    thread, result = start_group(plan, tmp_path / "group.log")
+    ready = http_ready(http) if netns is None else netns_cluster_ready(netns, http)
+    prefix = [] if netns is None else ["ip", "netns", "exec", netns.namespaces[0]]
+    try:
+        wait_ready(ready, result, tmp_path / "group.log", timeout=300)
+        assert _stream(prefix, f"127.0.0.1:{grpc}") == tp1_text
+        _kill_rank_mid_stream(plan, prefix, f"127.0.0.1:{grpc}", result, thread)
+    finally:
+        cleanup_local(plan.group_id, shm_prefix=plan.shm_prefix)  # never leave a group behind on failure

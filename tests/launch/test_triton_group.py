@@ -15,24 +15,20 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 
 from tests.fixtures.mpi import NetnsCluster
-from triton_llm.launch.agents import make_agent
-from triton_llm.launch.cleanup import group_processes
-from triton_llm.launch.hosts import Host, local_hosts
-from triton_llm.launch.plan import LaunchPlan, plan_triton_group
-from triton_llm.launch.runner import run_group
-from triton_llm.launch.transport import TransportSettings
-from triton_llm.launch.tritonserver import (
-    TritonInstall,
-    ensure_python_backend,
-    find_triton,
-    free_port,
-    server_env,
+from tests.launch._group import (
+    http_ready,
+    netns_cluster_ready,
+    plan_group,
+    rank_server,
+    start_group,
+    wait_ready,
 )
+from triton_llm.launch.cleanup import group_processes
+from triton_llm.launch.plan import LaunchPlan
+from triton_llm.launch.tritonserver import TritonInstall, ensure_python_backend, find_triton, free_port
 
 HERE = Path(__file__).resolve().parent
 MODELS = HERE / "triton_models"
@@ -43,40 +39,6 @@ TP = 3
 def _expected(i: int) -> int:
     """The model's allreduce: rank r contributes r*1000 + i (rank 0 contributes i)."""
     return sum(r * 1000 + i for r in range(TP))
-
-
-def _start(plan: LaunchPlan, log: Path) -> tuple[threading.Thread, dict[str, int]]:
-    result: dict[str, int] = {}
-    out = log.open("wb")
-
-    def _run() -> None:
-        try:
-            result["code"] = run_group(plan, join_timeout=20, stdout=out, stderr=subprocess.STDOUT)
-        finally:
-            out.close()
-
-    thread = threading.Thread(target=_run, daemon=True)
-    thread.start()
-    return thread, result
-
-
-def _wait_ready(
-    is_ready: Callable[[], bool], result: dict[str, int], log: Path, timeout: float = 120
-) -> None:
-    deadline = time.monotonic() + timeout
-    while not is_ready():
-        if "code" in result or time.monotonic() > deadline:
-            raise AssertionError(f"group not ready (exit {result.get('code')}):\n{log.read_text()[-3000:]}")
-        time.sleep(0.3)
-
-
-def _rank_server(install: TritonInstall, plan: LaunchPlan, rank: int) -> int:
-    marker = f"shm-region-prefix-name={plan.shm_prefix}{rank}_".encode()
-    for pid in group_processes(plan.group_id):
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        if cmdline.startswith(str(install.binary).encode()) and marker in cmdline:
-            return pid
-    raise AssertionError(f"no tritonserver for rank {rank}")
 
 
 def _stream_then_kill(
@@ -99,7 +61,7 @@ def _stream_then_kill(
         if "kill" in line:
             break
     killed_at = time.monotonic()
-    os.kill(_rank_server(install, plan, 2), signal.SIGKILL)
+    os.kill(rank_server(install, plan, 2), signal.SIGKILL)
     proc.stdin.write("\n")
     proc.stdin.close()
     tail = proc.stdout.read().splitlines()
@@ -116,69 +78,24 @@ def _stream_then_kill(
     assert list(Path("/dev/shm").glob(f"{plan.shm_prefix}*")) == []
 
 
-def _http_ready(port: int) -> Callable[[], bool]:
-    def ready() -> bool:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/health/ready", timeout=1) as r:
-                return r.status == 200
-        except OSError:
-            return False
-
-    return ready
-
-
 def test_tp3_group_on_one_host(mpi_env: str, tmp_path: Path) -> None:
     install = find_triton()
     ensure_python_backend(install)
-    http, grpc = free_port(), free_port()
-    plan = plan_triton_group(
-        install,
-        model_repo=MODELS,
-        tp=TP,
-        pp=1,
-        hosts=local_hosts(TP),
-        environ=server_env(install),
-        bind_address="127.0.0.1",
-        http_port=http,
-        grpc_port=grpc,
-        metrics_port=free_port(),
-        is_root=os.geteuid() == 0,
-        group_id=f"gtri{os.getpid()}",
-    )
-    thread, result = _start(plan, tmp_path / "group.log")
-    _wait_ready(_http_ready(http), result, tmp_path / "group.log")
+    plan, http, grpc = plan_group(install, MODELS, tp=TP, group_id=f"gtri{os.getpid()}")
+    thread, result = start_group(plan, tmp_path / "group.log")
+    wait_ready(http_ready(http), result, tmp_path / "group.log")
     _stream_then_kill(install, plan, [sys.executable, CLIENT, f"127.0.0.1:{grpc}"], result, thread)
 
 
 def test_tp3_group_across_namespaces(netns_cluster: NetnsCluster, tmp_path: Path) -> None:
     install = find_triton()
     ensure_python_backend(install)
-    http, grpc = free_port(), free_port()
-    plan = plan_triton_group(
-        install,
-        model_repo=MODELS,
-        tp=TP,
-        pp=1,
-        hosts=[Host(h, 1) for h in netns_cluster.hosts],
-        environ=server_env(install),
-        agent=make_agent(str(netns_cluster.agent)),
-        transport=TransportSettings(btl_tcp_if_include=("tl0",), oob_tcp_if_include=("tl0",)),
-        bind_address="127.0.0.1",
-        http_port=http,
-        grpc_port=grpc,
-        metrics_port=free_port(),
-        is_root=os.geteuid() == 0,
-        group_id=f"gtrins{os.getpid()}",
-        mpirun=str(netns_cluster.mpirun),
+    plan, http, grpc = plan_group(
+        install, MODELS, tp=TP, group_id=f"gtrins{os.getpid()}", netns=netns_cluster
     )
     assert plan.rank_hosts == netns_cluster.hosts
-    thread, result = _start(plan, tmp_path / "group.log")
-    probe = [
-        sys.executable,
-        "-c",
-        f"import urllib.request as u; u.urlopen('http://127.0.0.1:{http}/v2/health/ready')",
-    ]
-    _wait_ready(lambda: netns_cluster.run(0, *probe).returncode == 0, result, tmp_path / "group.log")
+    thread, result = start_group(plan, tmp_path / "group.log")
+    wait_ready(netns_cluster_ready(netns_cluster, http), result, tmp_path / "group.log")
     client = ["ip", "netns", "exec", netns_cluster.namespaces[0], sys.executable, CLIENT, f"127.0.0.1:{grpc}"]
     _stream_then_kill(install, plan, client, result, thread)
 
@@ -196,7 +113,7 @@ def test_cli_group_stops_on_sigterm_and_leaves_nothing(mpi_env: str, tmp_path: P
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 120
-        while not _http_ready(http)():
+        while not http_ready(http)():
             assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "cli.log").read_text()[
                 -3000:
             ]
