@@ -11,7 +11,6 @@ import json
 import logging
 import re
 import shutil
-import subprocess
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any
 from triton_llm._progress import progress
 from triton_llm.engine.backends import BuildBackend, run_actions, select_backend
 from triton_llm.engine.fetch import materialize, model_dir_for, resolve_source
-from triton_llm.engine.gpus import GPU_SKUS, GpuSku
+from triton_llm.engine.gpus import local_gpu
 from triton_llm.engine.plan import BuildPlan, StagePlan, plan_build
 from triton_llm.engine.recipe import Recipe, load_recipe, recipe_from_mapping, resolve_recipe_path
 from triton_llm.errors import BuildError, IncompatibleError, NotFoundError
@@ -103,25 +102,6 @@ def make_plan(
     )
 
 
-def local_gpu() -> GpuSku | None:
-    """The SKU of GPU 0 on this machine, if any (matched on nvidia-smi's product name)."""
-    if shutil.which("nvidia-smi") is None:
-        return None
-    proc = subprocess.run(
-        ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if proc.returncode != 0 or not proc.stdout.strip():
-        return None
-    name = proc.stdout.splitlines()[0].strip().replace(" ", "-")
-    for sku in GPU_SKUS.values():
-        if sku.product_label.lower() == name.lower() or sku.name.lower() in name.lower():
-            return sku
-    return None
-
-
 def _fresh_dir(path: Path) -> Path:
     if path.exists():
         shutil.rmtree(path)
@@ -194,13 +174,13 @@ def build(
             adopt.append(ck)
     result.outcomes.append(StageOutcome("checkpoint", ck.key, ck_cached))
 
-    here = local_gpu()
     for eng in plan.engines:
         gpu_name = eng.gpu.name if eng.gpu else None
         if not force and read_manifest(store, stage="engine", key=eng.key) is not None:
             say(f"engine {eng.key} ({gpu_name or be.name}): cache hit")
             result.outcomes.append(StageOutcome("engine", eng.key, True, gpu_name))
             continue
+        here = local_gpu() if eng.gpu is not None else None
         if eng.gpu is not None and (here is None or here.sm != eng.gpu.sm or here.name != eng.gpu.name):
             raise IncompatibleError(
                 f"engine for {eng.gpu.name} (SM {eng.gpu.sm}) must be built on that GPU; "
@@ -330,9 +310,24 @@ def ensure_local_engine(
         return restore_engine(ref, settings=settings)
     recipe = load_recipe(ref, overrides=overrides, extra_dir=settings.engines_dir)
     result = build(recipe, settings=settings, backend=backend, say=say)
+    return restore_engine(_engine_for_this_machine(result.plan).key, settings=settings)
+
+
+def _engine_for_this_machine(plan: BuildPlan) -> StagePlan:
+    """The plan's engine for this machine's GPU (the only engine of a GPU-less backend).
+
+    Raises:
+        IncompatibleError: the recipe targets GPUs and none of them is this machine's.
+    """
+    if all(eng.gpu is None for eng in plan.engines):
+        return plan.engines[0]
     here = local_gpu()
-    chosen = result.plan.engines[0]
-    for eng in result.plan.engines:
+    for eng in plan.engines:
         if eng.gpu is not None and here is not None and eng.gpu.name == here.name:
-            chosen = eng
-    return restore_engine(chosen.key, settings=settings)
+            return eng
+    targets = ", ".join(eng.gpu.name for eng in plan.engines if eng.gpu is not None)
+    have = here.name if here else "no GPU"
+    raise IncompatibleError(
+        f"recipe {plan.recipe.name} has engines for {targets}; this machine has {have}",
+        hint="serve on a node with one of the target GPUs, or add this GPU to target.gpus",
+    )
