@@ -60,7 +60,6 @@ class Settings(BaseModel):
     progress: Literal["auto", "bar", "plain", "off"] = Field(
         "auto", description="progress output: bars on a terminal, plain lines otherwise (auto)"
     )
-    builder_image: str = Field("", description="builder container image; part of engine keys when set")
     transport: dict[str, Any] = Field(
         default_factory=dict, description="MPI/NCCL/UCX transport settings (see triton_llm.launch.transport)"
     )

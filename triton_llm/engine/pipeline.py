@@ -148,7 +148,8 @@ def build(
     Raises:
         RecipeErrors: invalid recipe, before anything is fetched.
         BuildError: a stage failed.
-        IncompatibleError: an engine targets a GPU this machine does not have.
+        IncompatibleError: an engine targets a GPU this machine does not have, or the machine
+            runs another toolchain than the backend's keys declare (checked before building).
     """
     be = select_backend(backend)
     plan = make_plan(recipe, settings=settings, backend=be)
@@ -163,6 +164,7 @@ def build(
     if ck_cached:
         say(f"checkpoint {ck.key}: cache hit")
     else:
+        be.verify_toolchain()
         say(f"fetch {plan.source.kind} {plan.source.location}")
         model_dir = materialize(plan.source, cache_dir=settings.cache_dir)
         say(f"checkpoint {ck.key}: building")
@@ -180,6 +182,7 @@ def build(
             say(f"engine {eng.key} ({gpu_name or be.name}): cache hit")
             result.outcomes.append(StageOutcome("engine", eng.key, True, gpu_name))
             continue
+        be.verify_toolchain()
         here = local_gpu() if eng.gpu is not None else None
         if eng.gpu is not None and (here is None or here.sm != eng.gpu.sm or here.name != eng.gpu.name):
             raise IncompatibleError(

@@ -358,12 +358,18 @@ def test_non_llama_architectures_are_rejected() -> None:
 # --- toolchain and run-time behaviour -----------------------------------------------------------
 
 
-def test_toolchain_versions_pinned_without_tensorrt_llm() -> None:
+def test_toolchain_versions_are_the_declared_record() -> None:
     pinned = load_facts()["toolchain"]
     versions = TrtllmBackend(environ={}).toolchain_versions()
-    assert versions == {"tensorrt_llm": "1.2.1", "tensorrt": pinned["tensorrt"], "cuda": "13.0"}
-    with_image = TrtllmBackend(environ={"TRITON_LLM_BUILDER_IMAGE": "registry/trtllm:1"}).toolchain_versions()
-    assert with_image == {**versions, "builder_image": "registry/trtllm:1"}
+    assert versions == {
+        "tensorrt_llm": "1.2.1",
+        "tensorrt": pinned["tensorrt"],
+        "cuda": "13.0",
+        "image": "nvcr.io/nvidia/tritonserver:26.07-trtllm-python-py3",
+    }
+    assert TrtllmBackend(
+        environ={"CUDA_VERSION": "12.8", "TRITON_LLM_BUILDER_IMAGE": "x:1"}
+    ).toolchain_versions() == (versions)
 
 
 def test_missing_examples_fail_when_run_not_when_planned(tmp_path: Path) -> None:

@@ -47,7 +47,12 @@ class BuildBackend(Protocol):
     name: str
 
     def toolchain_versions(self) -> dict[str, str]:
-        """Versions that go into cache keys (e.g. tensorrt_llm, tensorrt, cuda, builder image)."""
+        """Versions that go into cache keys (e.g. tensorrt_llm, tensorrt, cuda, base image)."""
+        ...
+
+    def verify_toolchain(self) -> None:
+        """Raise IncompatibleError when this machine would build with other versions than
+        :meth:`toolchain_versions` claims; called before any stage is built."""
         ...
 
     def check(self, recipe: Recipe, model: ModelInfo, gpu: GpuSku | None) -> list[RecipeError]:

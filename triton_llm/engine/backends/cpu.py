@@ -35,6 +35,9 @@ class CpuBackend:
 
         return {"cpu_backend": CONVERTER_VERSION, "torch": torch.__version__.split("+")[0]}
 
+    def verify_toolchain(self) -> None:
+        """Nothing to verify: :meth:`toolchain_versions` reads the running versions themselves."""
+
     def check(self, recipe: Recipe, model: ModelInfo, gpu: GpuSku | None) -> list[RecipeError]:
         """Everything the cpu converter and runtime cannot do for this recipe and model."""
         problems: list[RecipeError] = []

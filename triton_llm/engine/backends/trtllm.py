@@ -14,16 +14,19 @@ example scripts are not in the wheel; in the Triton TRT-LLM container they live 
 ``/app/examples`` (``TRTLLM_EXAMPLES_DIR`` overrides). A missing folder fails when the plan
 runs (first action), not when it is planned, so ``--dry-run`` works anywhere.
 
-Cache keys: :meth:`TrtllmBackend.toolchain_versions` reports the installed ``tensorrt_llm``
-and ``tensorrt`` versions on a GPU builder and the pinned 1.2.1 ones elsewhere, so a
-``--dry-run`` here computes the same keys as a builder running the pinned container.
+Cache keys: :meth:`TrtllmBackend.toolchain_versions` is the declared toolchain record of
+``trtllm_1_2_1.json`` (TensorRT-LLM, TensorRT, the CUDA TensorRT was built against, and the
+base image), never what happens to be installed, so ``--dry-run`` anywhere computes the keys
+the builder publishes. Before a builder builds anything, :meth:`TrtllmBackend.verify_toolchain`
+compares what it runs (distribution metadata and the container's environment, nothing
+imported) with that record and refuses on any difference, naming both.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
-import importlib.util
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -39,10 +42,9 @@ from triton_llm.engine.backends.trtllm_rules import (
 from triton_llm.engine.gpus import GpuSku
 from triton_llm.engine.model_info import ModelInfo
 from triton_llm.engine.recipe import Recipe
-from triton_llm.errors import BuildError, RecipeError
+from triton_llm.errors import BuildError, IncompatibleError, RecipeError
 
 EXAMPLES_ENV = "TRTLLM_EXAMPLES_DIR"
-BUILDER_IMAGE_ENV = "TRITON_LLM_BUILDER_IMAGE"
 QUANTIZE_SCRIPT = "quantization/quantize.py"
 CONVERT_SCRIPT = "models/core/llama/convert_checkpoint.py"
 
@@ -167,32 +169,82 @@ class TrtllmBackend:
         environ: Mapping[str, str] | None = None,
         python: str = "python3",
     ) -> None:
-        env = os.environ if environ is None else environ
+        self.environ = dict(os.environ if environ is None else environ)
         facts = load_facts()
-        self.examples_dir = Path(env.get(EXAMPLES_ENV) or facts["toolchain"]["container_examples_dir"])
-        self.builder_image = env.get(BUILDER_IMAGE_ENV, "")
+        self.examples_dir = Path(
+            self.environ.get(EXAMPLES_ENV) or facts["toolchain"]["container_examples_dir"]
+        )
         self.python = python
 
     def toolchain_versions(self) -> dict[str, str]:
-        """Installed tensorrt_llm/tensorrt/CUDA when importable, else the pinned 1.2.1 versions.
+        """The key fields of the declared toolchain record (the same on every machine).
 
-        The pinned CUDA is the one the pinned TensorRT build targets (see the facts file), so
-        ``--dry-run`` keys here equal the keys a builder in the pinned container computes.
+        ``image`` is the base image tag, with ``@digest`` appended when the record knows it.
         """
-        pinned = load_facts()["toolchain"]
-        versions = {k: pinned[k] for k in ("tensorrt_llm", "tensorrt", "cuda")}
-        if importlib.util.find_spec("tensorrt_llm") is not None:
-            for dist in ("tensorrt_llm", "tensorrt"):
-                try:
-                    versions[dist] = importlib.metadata.version(dist)
-                except importlib.metadata.PackageNotFoundError:
-                    versions[dist] = "unknown"
-            import torch
-
-            versions["cuda"] = str(torch.version.cuda)
-        if self.builder_image:
-            versions["builder_image"] = self.builder_image
+        record = load_facts()["toolchain"]
+        versions = {k: str(record[k]) for k in record["key_fields"]}
+        if record.get("image_digest"):
+            versions["image"] = f"{record['image']}@{record['image_digest']}"
         return versions
+
+    def installed_toolchain(self) -> dict[str, str | None]:
+        """What this machine runs, read without importing torch or tensorrt (None: not found).
+
+        ``tensorrt_llm`` and ``tensorrt`` come from distribution metadata; ``cuda`` from a
+        ``tensorrt-cuNN`` distribution's name, else ``CUDA_VERSION``; ``container`` from
+        ``NVIDIA_TRITON_SERVER_VERSION`` (see ``builder_note`` in the facts file).
+        """
+        env_names = load_facts()["toolchain"]["builder_env"]
+        dists: dict[str, str] = {}
+        for dist in importlib.metadata.distributions():
+            name = dist.metadata["Name"]
+            if name:
+                dists.setdefault(re.sub(r"[-_.]+", "_", name).lower(), dist.version)
+        cuda_dists = [
+            m for n in sorted(dists) if (m := re.fullmatch(r"tensorrt_cu(\d+)(_libs|_bindings)?", n))
+        ]
+        trt_cu = [v for n, v in sorted(dists.items()) if re.fullmatch(r"tensorrt_cu\d+", n)]
+        cuda_major = cuda_dists[0].group(1) if cuda_dists else None
+        trt = dists.get("tensorrt") or (trt_cu[0] if trt_cu else None)
+        return {
+            "tensorrt_llm": dists.get("tensorrt_llm"),
+            "tensorrt": trt,
+            "cuda": cuda_major or self.environ.get(env_names["cuda"]),
+            "container": self.environ.get(env_names["container"]),
+        }
+
+    def toolchain_mismatches(self) -> list[str]:
+        """Each difference between :meth:`installed_toolchain` and the record, named both ways."""
+        record = load_facts()["toolchain"]
+        running = self.installed_toolchain()
+        container = record["image"].rsplit(":", 1)[-1].split("-", 1)[0]
+        expected = {
+            "tensorrt_llm": (record["tensorrt_llm"], running["tensorrt_llm"]),
+            "tensorrt": (record["tensorrt"], running["tensorrt"]),
+            "cuda": (record["cuda"].split(".")[0], (running["cuda"] or "").split(".")[0] or None),
+            "container": (container, running["container"]),
+        }
+        return [
+            f"{field}: running {have or 'not found'}, record {want}"
+            for field, (want, have) in expected.items()
+            if have != want
+        ]
+
+    def verify_toolchain(self) -> None:
+        """Refuse to build (and so to publish) with a toolchain other than the record's.
+
+        Raises:
+            IncompatibleError: names every differing field, running and recorded.
+        """
+        problems = self.toolchain_mismatches()
+        if problems:
+            record = load_facts()["toolchain"]
+            raise IncompatibleError(
+                "this builder does not run the toolchain the cache keys are computed from "
+                f"(trtllm_1_2_1.json, image {record['image']}): " + "; ".join(problems),
+                hint="build in the record's image (build/Dockerfile.trtllm, the chart's engine-build Job), "
+                "or update the record so dry-run and build keys change together",
+            )
 
     def check(self, recipe: Recipe, model: ModelInfo, gpu: GpuSku | None) -> list[RecipeError]:
         """Capability problems for this recipe, model and target GPU (see :mod:`trtllm_rules`)."""
