@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -377,3 +378,26 @@ def run_foreground(server: TritonServer, *, ready_timeout: float = 300.0, on_rea
         server.stop()
         for s, handler in previous.items():
             signal.signal(s, handler)
+
+
+def describe_triton(install: TritonInstall, *, environ: Mapping[str, str]) -> dict[str, Any]:
+    """What ``triton-llm doctor`` reports about a Triton install.
+
+    Versions come from ``TRITON_SERVER_VERSION`` and ``NVIDIA_TRITON_SERVER_VERSION``, which
+    NVIDIA's Triton containers set, and from the ``nvidia-pytriton`` distribution otherwise.
+    """
+    import importlib.metadata
+
+    try:
+        pytriton: str | None = importlib.metadata.version("nvidia-pytriton")
+    except importlib.metadata.PackageNotFoundError:
+        pytriton = None
+    backends = install.backend_dir
+    return {
+        "binary": str(install.binary),
+        "backends": sorted(p.name for p in backends.iterdir() if p.is_dir()) if backends.is_dir() else [],
+        "python_stub": install.python_stub.is_file() and os.access(install.python_stub, os.X_OK),
+        "server_version": environ.get("TRITON_SERVER_VERSION"),
+        "container_version": environ.get("NVIDIA_TRITON_SERVER_VERSION"),
+        "nvidia_pytriton": pytriton,
+    }
