@@ -6,6 +6,7 @@ Exit codes: 0 ok, 1 the operation failed, 2 bad input or usage.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 
@@ -46,6 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``triton-llm`` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     try:
         code = args.func(args)
         return int(code or 0)

@@ -33,21 +33,15 @@ def run(args: argparse.Namespace) -> int:
     from triton_llm.cli.stream import format_stats
     from triton_llm.client import GenerateParams, LLMClient
     from triton_llm.client._request import summarize
-    from triton_llm.engine.pipeline import ensure_local_engine
+    from triton_llm.launch.prepare import prepare_repository
     from triton_llm.launch.tritonserver import TritonServer
-    from triton_llm.repository import render_repository
 
     settings = settings_from_args(args)
     print(f"== build {args.recipe} (cpu backend)", flush=True)
-    engine = ensure_local_engine(args.recipe, settings=settings, backend="cpu")
     with tempfile.TemporaryDirectory(prefix="triton-llm-demo-") as tmp:
-        repo = render_repository(
-            engine.engine_dir,
-            serving=engine.recipe.serving,
-            out=Path(tmp) / "model_repository",
-            tokenizer_dir=engine.tokenizer_dir,
-            checkpoint_dir=engine.checkpoint_dir,
-        )
+        repo = prepare_repository(
+            args.recipe, settings=settings, backend="cpu", repo_dir=Path(tmp) / "model_repository"
+        ).repo
         print(f"== rendered {repo}", flush=True)
         server = TritonServer(repo, log_path=Path(tmp) / "tritonserver.log")
         with server:

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 
 from triton_llm.cli._common import add_recipe_flags, add_store_flags, settings_from_args
-from triton_llm.engine.backends import select_backend
-from triton_llm.engine.pipeline import build, make_plan, pull
+from triton_llm.engine.pipeline import build, plan_recipe, pull
 from triton_llm.engine.plan import BuildPlan
 from triton_llm.engine.recipe import list_recipes, load_recipe
 from triton_llm.store import find_entry, list_entries, open_store
@@ -104,14 +102,19 @@ def _print_plan(plan: BuildPlan) -> None:
 
 
 def run_build(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     settings = settings_from_args(args)
-    recipe = load_recipe(args.recipe, overrides=args.overrides, extra_dir=settings.engines_dir)
     if args.dry_run:
         _print_plan(
-            make_plan(recipe, settings=settings, backend=select_backend(args.backend), allow_unresolved=True)
+            plan_recipe(
+                args.recipe,
+                settings=settings,
+                overrides=args.overrides,
+                backend=args.backend,
+                allow_unresolved=True,
+            )
         )
         return 0
+    recipe = load_recipe(args.recipe, overrides=args.overrides, extra_dir=settings.engines_dir)
     result = build(recipe, settings=settings, backend=args.backend, force=args.force)
     for outcome in result.outcomes:
         state = "cache hit" if outcome.cached else "built"

@@ -7,11 +7,20 @@ import os
 import re
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from triton_llm.errors import LaunchError, ServeError, UsageError
+from triton_llm.cli._common import add_recipe_flags, add_store_flags, settings_from_args
+from triton_llm.errors import LaunchError, NotFoundError, ServeError, UsageError
+
+if TYPE_CHECKING:
+    from triton_llm.launch.prepare import PreparedRepository
+    from triton_llm.settings import Settings
 
 LAUNCH_EXAMPLES = """examples:
-  # one host, 3 ranks (tp=3), print the exact mpirun command and environment
+  # one host, 3 ranks (tp=3): build or restore the engine, render its repository, serve it
+  triton-llm launch smollm2-135m --set parallelism.tp=3
+
+  # validate the recipe as `engine build` does and print the exact mpirun command and environment
   triton-llm launch smollm2-135m --set parallelism.tp=3 --model-repo ./repo --dry-run
 
   # across hosts listed in an Open MPI hostfile, over ssh on port 2222
@@ -44,20 +53,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=(
             "Start one tritonserver per rank (world size = tp*pp) under one mpirun, wait for it, and "
             "return the group's exit code. If any rank dies the whole group exits non-zero and is "
-            "cleaned up (ranks, python-backend stubs, /dev/shm regions)."
+            "cleaned up (ranks, python-backend stubs, /dev/shm regions). A recipe is validated exactly as "
+            "`engine build` validates it; without --model-repo the engine is built or restored and its "
+            "repository rendered first, as `serve` does."
         ),
         epilog=LAUNCH_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("recipe", metavar="RECIPE|KEY", help="recipe name or YAML path, or an engine key")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="FIELD=VALUE",
-        help="override a recipe field, e.g. parallelism.tp=3 (repeatable)",
-    )
+    add_recipe_flags(p)
+    add_store_flags(p)
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--hostfile", type=Path, metavar="F", help="Open MPI hostfile (host slots=N per line)")
     mode.add_argument("--lws", action="store_true", help="LeaderWorkerSet group from LWS_* variables")
@@ -88,7 +93,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="transport setting, e.g. btl_tcp_if_include=eth0, nccl_socket_ifname=eth0, nccl_ib_hca=mlx5_0 "
         "(repeatable; overrides TRITON_LLM_TRANSPORT__* and the settings file)",
     )
-    p.add_argument("--model-repo", type=Path, metavar="DIR", help="Triton model repository to serve")
+    p.add_argument(
+        "--model-repo",
+        type=Path,
+        metavar="DIR",
+        help="existing Triton model repository to serve (default: build or restore the engine and render "
+        "a fresh repository, as serve does)",
+    )
     p.add_argument(
         "--engine-dir", type=Path, metavar="DIR", help="engine dir to check rank files against tp*pp"
     )
@@ -156,24 +167,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(func=run_ssh)
 
 
-def _parallelism(args: argparse.Namespace) -> tuple[int, int]:
-    """tp and pp from a recipe (with --set), or from an engine's config.json for an engine key."""
-    from triton_llm.engine.recipe import load_recipe
+def _is_key(ref: str) -> bool:
+    return bool(_KEY.match(ref)) and not Path(ref).exists()
 
-    if _KEY.match(args.recipe) and not Path(args.recipe).exists():
-        import json
 
-        engine_dir = args.engine_dir or (args.model_repo / "tensorrt_llm" / "1" if args.model_repo else None)
-        config = engine_dir / "config.json" if engine_dir else None
-        if config is None or not config.is_file():
-            raise UsageError(
-                f"engine key {args.recipe}: no engine config.json found",
-                hint="pass --engine-dir DIR (the engine of that key), or a recipe name",
-            )
-        mapping = json.loads(config.read_text()).get("pretrained_config", {}).get("mapping", {})
-        return int(mapping.get("tp_size", 1)), int(mapping.get("pp_size", 1))
-    recipe = load_recipe(args.recipe, overrides=args.overrides)
-    return recipe.parallelism.tp, recipe.parallelism.pp
+def _key_parallelism(args: argparse.Namespace) -> tuple[int, int]:
+    """tp and pp of an engine key from the engine's config.json (--engine-dir or the repository)."""
+    import json
+
+    engine_dir = args.engine_dir or (args.model_repo / "tensorrt_llm" / "1" if args.model_repo else None)
+    config = engine_dir / "config.json" if engine_dir else None
+    if config is None or not config.is_file():
+        raise UsageError(
+            f"engine key {args.recipe}: no engine config.json found",
+            hint="pass --engine-dir DIR (the engine of that key), or leave out --dry-run to restore the "
+            "engine and render its repository, or pass a recipe name",
+        )
+    mapping = json.loads(config.read_text()).get("pretrained_config", {}).get("mapping", {})
+    return int(mapping.get("tp_size", 1)), int(mapping.get("pp_size", 1))
 
 
 def _hosts(args: argparse.Namespace, world_size: int) -> list:
@@ -199,10 +210,42 @@ def _hosts(args: argparse.Namespace, world_size: int) -> list:
 def run_launch(args: argparse.Namespace) -> int:
     from triton_llm.launch.agents import make_agent
     from triton_llm.launch.plan import check_engine_ranks, plan_triton_group
-    from triton_llm.launch.transport import check_transport, load_transport, local_interfaces
+    from triton_llm.launch.transport import (
+        check_transport,
+        load_transport,
+        local_interfaces,
+        parse_transport_flags,
+    )
     from triton_llm.launch.tritonserver import TritonInstall, ensure_python_backend, find_triton, server_env
 
-    tp, pp = _parallelism(args)
+    settings = settings_from_args(args)
+    if args.model_repo is not None and not args.model_repo.is_dir():
+        raise NotFoundError(
+            f"--model-repo {args.model_repo} does not exist or is not a directory",
+            path=str(args.model_repo),
+            hint="render one with `triton-llm repo render`, or leave out --model-repo to render it from "
+            "the recipe or engine key",
+        )
+    prepared: PreparedRepository | None = None
+    if not _is_key(args.recipe):
+        from triton_llm.engine.pipeline import plan_recipe
+
+        # The validation `engine build` runs (metadata only): a recipe it rejects is rejected here.
+        recipe = plan_recipe(
+            args.recipe,
+            settings=settings,
+            overrides=args.overrides,
+            backend=args.backend,
+            allow_unresolved=True,
+        ).recipe
+        tp, pp = recipe.parallelism.tp, recipe.parallelism.pp
+    elif args.overrides:
+        raise UsageError(f"--set cannot change a built engine ({args.recipe}); pass a recipe instead")
+    elif args.model_repo is None and args.engine_dir is None and not args.dry_run:
+        prepared = _prepare(args, settings)  # the restored engine says tp and pp
+        tp, pp = prepared.engine.recipe.parallelism.tp, prepared.engine.recipe.parallelism.pp
+    else:
+        tp, pp = _key_parallelism(args)
     world_size = tp * pp
     if args.engine_dir is not None:
         check_engine_ranks(args.engine_dir, world_size)
@@ -214,12 +257,9 @@ def run_launch(args: argparse.Namespace) -> int:
         kubectl=args.kubectl,
         container=args.container,
     )
-    from triton_llm.launch.transport import parse_transport_flags
-
     transport = load_transport(parse_transport_flags(args.transport))
     check_transport(transport, interfaces=local_interfaces(), multi_host=len(hosts) > 1)
-    if args.model_repo is None:
-        raise UsageError("--model-repo is required", hint="pass the Triton model repository to serve")
+    model_repo = _model_repo(args, settings, prepared)
     try:
         install = find_triton()
     except ServeError:
@@ -229,7 +269,7 @@ def run_launch(args: argparse.Namespace) -> int:
         install = TritonInstall(binary=root / "bin/tritonserver", backend_dir=root / "backends", root=root)
     plan = plan_triton_group(
         install,
-        model_repo=args.model_repo.absolute(),
+        model_repo=model_repo,
         tp=tp,
         pp=pp,
         hosts=hosts,
@@ -251,6 +291,33 @@ def run_launch(args: argparse.Namespace) -> int:
 
     ensure_python_backend(install)
     return run_group(plan, join_timeout=args.join_timeout)
+
+
+def _prepare(args: argparse.Namespace, settings: Settings) -> PreparedRepository:
+    """Build or restore the engine and render its repository: serve's own step."""
+    from triton_llm.launch.prepare import prepare_repository
+
+    prepared = prepare_repository(
+        args.recipe, settings=settings, overrides=args.overrides, backend=args.backend
+    )
+    print(f"model repository: {prepared.repo}", file=sys.stderr, flush=True)
+    return prepared
+
+
+def _model_repo(args: argparse.Namespace, settings: Settings, prepared: PreparedRepository | None) -> Path:
+    """--model-repo, else the repository rendered for the recipe or key (only named in a dry run)."""
+    if args.model_repo is not None:
+        return Path(args.model_repo).absolute()
+    if prepared is not None:
+        return prepared.repo
+    if args.dry_run:
+        fresh = settings.cache_dir / "repos" / "<fresh>" / "model_repository"
+        print(
+            f"model repository: rendered at launch into a fresh directory under {fresh.parent.parent}",
+            file=sys.stderr,
+        )
+        return fresh
+    return _prepare(args, settings).repo
 
 
 def run_kubectl_exec(args: argparse.Namespace) -> int:

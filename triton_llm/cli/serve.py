@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
 from pathlib import Path
 
 from triton_llm.cli._common import add_recipe_flags, add_store_flags, settings_from_args
@@ -34,34 +33,24 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from triton_llm.engine.pipeline import ensure_local_engine
-    from triton_llm.repository import render_repository
+    from triton_llm.launch.prepare import prepare_repository
 
-    settings = settings_from_args(args)
-    engine = ensure_local_engine(args.ref, settings=settings, overrides=args.overrides, backend=args.backend)
-    repo = args.repo_dir
-    if repo is None:
-        base = settings.cache_dir / "repos"
-        base.mkdir(parents=True, exist_ok=True)
-        repo = Path(tempfile.mkdtemp(prefix=f"{engine.key[:12]}-", dir=base)) / "model_repository"
-    render_repository(
-        engine.engine_dir,
-        serving=engine.recipe.serving,
-        out=repo.absolute(),
-        tokenizer_dir=engine.tokenizer_dir,
-        checkpoint_dir=engine.checkpoint_dir,
-        overwrite=args.repo_dir is not None,
+    prepared = prepare_repository(
+        args.ref,
+        settings=settings_from_args(args),
+        overrides=args.overrides,
+        backend=args.backend,
+        repo_dir=args.repo_dir,
     )
+    engine, repo = prepared.engine, prepared.repo
     print(f"model repository: {repo}", flush=True)
     world = engine.recipe.parallelism.world_size
     if world > 1:
-        return _serve_group(
-            args, repo.absolute(), tp=engine.recipe.parallelism.tp, pp=engine.recipe.parallelism.pp
-        )
+        return _serve_group(args, repo, tp=engine.recipe.parallelism.tp, pp=engine.recipe.parallelism.pp)
     from triton_llm.launch.tritonserver import TritonServer, run_foreground
 
     server = TritonServer(
-        repo.absolute(),
+        repo,
         http_port=args.http_port,
         grpc_port=args.grpc_port,
         metrics_port=args.metrics_port,

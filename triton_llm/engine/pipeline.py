@@ -102,6 +102,29 @@ def make_plan(
     )
 
 
+def plan_recipe(
+    ref: str,
+    *,
+    settings: Settings,
+    overrides: Iterable[str] = (),
+    backend: str | None = None,
+    allow_unresolved: bool = False,
+) -> BuildPlan:
+    """Load a recipe (name or YAML path, with ``--set`` overrides) and plan it.
+
+    The one validation path of ``engine build --dry-run`` and ``launch``; :func:`build` runs the
+    same :func:`make_plan`, so every command rejects a bad recipe with the same errors.
+
+    Raises:
+        NotFoundError: no such recipe.
+        RecipeErrors: the recipe is invalid for its model or the backend.
+    """
+    recipe = load_recipe(ref, overrides=overrides, extra_dir=settings.engines_dir)
+    return make_plan(
+        recipe, settings=settings, backend=select_backend(backend), allow_unresolved=allow_unresolved
+    )
+
+
 def _fresh_dir(path: Path) -> Path:
     if path.exists():
         shutil.rmtree(path)

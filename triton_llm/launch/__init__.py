@@ -22,6 +22,7 @@ from triton_llm.launch.plan import (
     plan_mpi,
     plan_triton_group,
 )
+from triton_llm.launch.prepare import PreparedRepository, prepare_repository
 from triton_llm.launch.runner import run_group, serve_group, wait_for_hosts
 from triton_llm.launch.transport import TransportSettings, check_transport, load_transport
 
@@ -29,6 +30,7 @@ __all__ = [
     "Agent",
     "Host",
     "LaunchPlan",
+    "PreparedRepository",
     "TransportSettings",
     "build_mpi_command",
     "check_engine_ranks",
@@ -42,6 +44,7 @@ __all__ = [
     "place_ranks",
     "plan_mpi",
     "plan_triton_group",
+    "prepare_repository",
     "read_hostfile",
     "run_group",
     "serve_group",

@@ -1,0 +1,69 @@
+"""What ``serve`` and ``launch`` do before Triton starts: ensure the engine, render its repository.
+
+The engine pipeline and the store are imported when :func:`prepare_repository` runs, so the
+launcher's planning modules and the remote agents start without them.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from triton_llm.engine.pipeline import LocalEngine
+    from triton_llm.settings import Settings
+
+
+@dataclass(frozen=True)
+class PreparedRepository:
+    """A verified local engine and the model repository rendered for it."""
+
+    engine: LocalEngine
+    repo: Path
+
+
+def fresh_repository_dir(settings: Settings, engine_key: str) -> Path:
+    """A new, empty ``model_repository`` path under ``<cache dir>/repos`` for one engine."""
+    base = settings.cache_dir / "repos"
+    base.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f"{engine_key[:12]}-", dir=base)) / "model_repository"
+
+
+def prepare_repository(
+    ref: str,
+    *,
+    settings: Settings,
+    overrides: Iterable[str] = (),
+    backend: str | None = None,
+    repo_dir: Path | None = None,
+) -> PreparedRepository:
+    """Build or restore the engine of a recipe or key, then render its repository.
+
+    Args:
+        ref: a recipe name or YAML path, or an engine key.
+        settings: store and cache settings.
+        overrides: ``--set FIELD=VALUE`` recipe overrides.
+        backend: build backend name (default: automatic).
+        repo_dir: render here, replacing what is there (default: a fresh directory).
+
+    Raises:
+        NotFoundError, RecipeErrors, BuildError, IncompatibleError: see ``ensure_local_engine``;
+        ConfigError: a template problem.
+    """
+    from triton_llm.engine.pipeline import ensure_local_engine
+    from triton_llm.repository import render_repository
+
+    engine = ensure_local_engine(ref, settings=settings, overrides=overrides, backend=backend)
+    repo = (repo_dir or fresh_repository_dir(settings, engine.key)).absolute()
+    render_repository(
+        engine.engine_dir,
+        serving=engine.recipe.serving,
+        out=repo,
+        tokenizer_dir=engine.tokenizer_dir,
+        checkpoint_dir=engine.checkpoint_dir,
+        overwrite=repo_dir is not None,
+    )
+    return PreparedRepository(engine=engine, repo=repo)
