@@ -14,7 +14,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="check the GPU, the Triton install and the TensorRT-LLM toolchain",
         description="Report the GPU SKU builds on this machine target (exact nvidia-smi product name), "
         "the Triton install (backends, python stub, versions) and the TensorRT-LLM toolchain: the record "
-        "cache keys use and what this machine runs. Exits 1 when something is wrong.",
+        "cache keys use and what this machine runs. Exits 1 on a problem; GPU and toolchain findings are "
+        "problems only where TensorRT-LLM is installed, warnings elsewhere.",
         epilog="examples:\n  triton-llm doctor --fix\n  triton-llm doctor --json",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -26,20 +27,25 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _report(*, fix: bool = False) -> tuple[dict[str, Any], list[str]]:
-    """The doctor report and, for text output, what --fix changed."""
+    """The doctor report and, for text output, what --fix changed.
+
+    GPU and toolchain findings are problems only where TensorRT-LLM is installed (a machine that
+    builds or serves GPU engines); elsewhere the cpu backend is used and they are warnings.
+    """
     from triton_llm.engine.backends.trtllm import TrtllmBackend
     from triton_llm.engine.gpus import local_gpu
     from triton_llm.errors import TritonLLMError
     from triton_llm.launch.tritonserver import describe_triton, ensure_python_backend, find_triton
 
     problems: list[str] = []
+    gpu_findings: list[str] = []
     notes: list[str] = []
     gpu = None
     try:
         sku = local_gpu()
         gpu = sku.name if sku else None
     except TritonLLMError as e:
-        problems.append(str(e))
+        gpu_findings.append(str(e))
     triton = None
     try:
         install = find_triton()
@@ -53,10 +59,18 @@ def _report(*, fix: bool = False) -> tuple[dict[str, Any], list[str]]:
     backend = TrtllmBackend()
     running = backend.installed_toolchain()
     mismatches = backend.toolchain_mismatches()
-    if running["tensorrt_llm"] is not None:  # a TensorRT-LLM machine must run the recorded toolchain
-        problems += [f"toolchain {m}" for m in mismatches]
+    gpu_findings += [f"toolchain {m}" for m in mismatches] if running["tensorrt_llm"] is not None else []
+    warnings: list[str] = []
+    (problems if running["tensorrt_llm"] is not None else warnings).extend(gpu_findings)
     toolchain = {"record": backend.toolchain_versions(), "running": running, "mismatches": mismatches}
-    return {"gpu": gpu, "triton": triton, "toolchain": toolchain, "problems": problems}, notes
+    result = {
+        "gpu": gpu,
+        "triton": triton,
+        "toolchain": toolchain,
+        "problems": problems,
+        "warnings": warnings,
+    }
+    return result, notes
 
 
 def run(args: argparse.Namespace) -> int:
@@ -74,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
     toolchain = result["toolchain"]
     print("toolchain record: " + ", ".join(f"{k} {v}" for k, v in toolchain["record"].items()))
     print("toolchain running: " + ", ".join(f"{k} {v or '-'}" for k, v in toolchain["running"].items()))
+    for warning in result["warnings"]:
+        print(f"warning: {warning}")
     for problem in result["problems"]:
         print(f"problem: {problem}")
     return 1 if result["problems"] else 0
