@@ -107,7 +107,9 @@ class Features(_Strict):
     paged_kv_cache: bool = True
     remove_input_padding: bool = True
     context_fmha: bool = True
-    use_paged_context_fmha: bool = False
+    use_paged_context_fmha: bool = Field(
+        True, description="as trtllm-build 1.2.1; KV-cache reuse and chunked context need it"
+    )
     use_fused_mlp: bool = True
     multiple_profiles: bool = False
     reduce_fusion: bool = False
@@ -145,7 +147,18 @@ class Serving(_Strict):
     """Runtime settings that do not change the artifacts, so they are not in any cache key."""
 
     batching_strategy: Literal["inflight_fused_batching"] = "inflight_fused_batching"
+    batch_scheduler_policy: Literal["guaranteed_no_evict", "max_utilization"] = "guaranteed_no_evict"
     kv_cache_free_gpu_mem_fraction: float = Field(0.9, gt=0, le=1)
+    enable_kv_cache_reuse: bool | None = Field(
+        None, description="reuse cached prompt prefixes; null = on when the engine supports it"
+    )
+    enable_chunked_context: bool | None = Field(
+        None, description="split long prompts into chunks; null = on when the engine supports it"
+    )
+    cancellation_check_period_ms: int = Field(
+        100, ge=1, description="how often the GPU backend looks for cancelled requests"
+    )
+    stats_check_period_ms: int = Field(100, ge=1, description="how often the GPU backend reports statistics")
     max_queue_delay_microseconds: int = Field(0, ge=0)
     preprocessing_instances: int = Field(1, ge=1)
     postprocessing_instances: int = Field(1, ge=1)
