@@ -130,7 +130,8 @@ def switch_problems(features: Mapping[str, Any], serving: Serving) -> list[tuple
                     need,
                     f"{need.serving_field}=true needs an engine built with {need.build_field}="
                     f"{_show(need.engine_value_needed)} (it has {need.feature}={_show(have)}): "
-                    f"{need.if_violated}; set {need.serving_field}=false or rebuild",
+                    f"{need.if_violated}; set {need.serving_field}=false, or build with "
+                    f"{need.build_field}={_show(need.engine_value_needed)}",
                 )
             )
     return problems
