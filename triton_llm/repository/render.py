@@ -266,16 +266,44 @@ def render_files(
     return dict(sorted(files.items()))
 
 
+def _looks_like(config: Any) -> str:
+    if isinstance(config, dict) and ("architectures" in config or "model_type" in config):
+        return (
+            "it looks like a Hugging Face model config; build an engine from it first, "
+            "e.g. with triton-llm engine build"
+        )
+    if isinstance(config, dict) and "architecture" in config and "mapping" in config:
+        return "it looks like a TensorRT-LLM checkpoint config: run trtllm-build --checkpoint_dir on it first"
+    return "point at the directory trtllm-build wrote (its --output_dir)"
+
+
 def read_engine_config(engine_dir: Path) -> dict[str, Any]:
-    """The engine's config.json.
+    """The engine's config.json: trtllm-build's (build_config + pretrained_config) or a cpu engine's.
 
     Raises:
         NotFoundError: no config.json in engine_dir.
+        IncompatibleError: config.json is not valid JSON or not a TensorRT-LLM engine config.
     """
     path = engine_dir / "config.json"
     if not path.is_file():
         raise NotFoundError(f"{path} does not exist: not an engine directory", path=str(path))
-    return json.loads(path.read_text())
+    try:
+        config = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise IncompatibleError(
+            f"{path} is not a TensorRT-LLM engine config: not valid JSON ({e})", path=str(path)
+        ) from e
+    if not (
+        isinstance(config, dict)
+        and isinstance(config.get("build_config"), dict)
+        and isinstance(config.get("pretrained_config"), dict)
+    ):
+        raise IncompatibleError(
+            f"{path} is not a TensorRT-LLM engine config (no build_config and pretrained_config)",
+            path=str(path),
+            hint=_looks_like(config),
+        )
+    return config
 
 
 def render_repository(
@@ -313,7 +341,7 @@ def render_repository(
         tokenizer_dir=(tokenizer_dir or engine_dir / "tokenizer").resolve(),
         checkpoint_dir=checkpoint_dir.resolve() if checkpoint_dir is not None else None,
     )
-    files = render_files(params, cpu=config.get("backend") == "cpu")
+    files = render_files(params, cpu=is_cpu_engine(config))
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise ConfigError(f"{out} exists and is not empty", path=str(out), hint="pass --force to replace it")
     tmp = out.parent / f".{out.name}.incomplete-{os.getpid()}"
