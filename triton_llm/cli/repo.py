@@ -62,6 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_render(args: argparse.Namespace) -> int:
     from triton_llm.errors import UsageError
+    from triton_llm.repository import render_repository
 
     if args.engine_dir is not None:
         if args.ref is not None:
@@ -70,46 +71,39 @@ def run_render(args: argparse.Namespace) -> int:
             raise UsageError(
                 "--backend chooses a build backend; with --engine-dir the engine's config.json decides"
             )
-        return _render_engine_dir(args)
-    if args.ref is None:
-        raise UsageError("pass a RECIPE|KEY, or --engine-dir DIR for a local engine directory")
-    if args.tokenizer_dir is not None or args.checkpoint_dir is not None:
-        raise UsageError("--tokenizer-dir and --checkpoint-dir apply only with --engine-dir")
-    from triton_llm.engine.pipeline import ensure_local_engine
-    from triton_llm.repository import render_repository
+        from triton_llm.repository.engine_dir import open_engine_dir
 
-    engine = ensure_local_engine(
-        args.ref, settings=settings_from_args(args), overrides=args.overrides, backend=args.backend
-    )
+        local = open_engine_dir(
+            args.engine_dir,
+            tokenizer_dir=args.tokenizer_dir,
+            checkpoint_dir=args.checkpoint_dir,
+            overrides=args.overrides,
+        )
+        engine_dir, serving, tokenizer_dir, checkpoint_dir = (
+            local.engine_dir, local.serving, local.tokenizer_dir, local.checkpoint_dir
+        )  # fmt: skip
+        label = f"the {local.backend} engine in {local.engine_dir}"
+    else:
+        if args.ref is None:
+            raise UsageError("pass a RECIPE|KEY, or --engine-dir DIR for a local engine directory")
+        if args.tokenizer_dir is not None or args.checkpoint_dir is not None:
+            raise UsageError("--tokenizer-dir and --checkpoint-dir apply only with --engine-dir")
+        from triton_llm.engine.pipeline import ensure_local_engine
+
+        engine = ensure_local_engine(
+            args.ref, settings=settings_from_args(args), overrides=args.overrides, backend=args.backend
+        )
+        engine_dir, serving, tokenizer_dir, checkpoint_dir = (
+            engine.engine_dir, engine.recipe.serving, engine.tokenizer_dir, engine.checkpoint_dir
+        )  # fmt: skip
+        label = f"engine {engine.key[:12]}"
     out = render_repository(
-        engine.engine_dir,
-        serving=engine.recipe.serving,
+        engine_dir,
+        serving=serving,
         out=args.out.absolute(),
-        tokenizer_dir=engine.tokenizer_dir,
-        checkpoint_dir=engine.checkpoint_dir,
+        tokenizer_dir=tokenizer_dir,
+        checkpoint_dir=checkpoint_dir,
         overwrite=args.force,
     )
-    print(f"rendered {out} for engine {engine.key[:12]}")
-    return 0
-
-
-def _render_engine_dir(args: argparse.Namespace) -> int:
-    from triton_llm.repository import render_repository
-    from triton_llm.repository.engine_dir import open_engine_dir
-
-    local = open_engine_dir(
-        args.engine_dir,
-        tokenizer_dir=args.tokenizer_dir,
-        checkpoint_dir=args.checkpoint_dir,
-        overrides=args.overrides,
-    )
-    out = render_repository(
-        local.engine_dir,
-        serving=local.serving,
-        out=args.out.absolute(),
-        tokenizer_dir=local.tokenizer_dir,
-        checkpoint_dir=local.checkpoint_dir,
-        overwrite=args.force,
-    )
-    print(f"rendered {out} for the {local.backend} engine in {local.engine_dir}")
+    print(f"rendered {out} for {label}")
     return 0
