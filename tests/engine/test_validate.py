@@ -101,7 +101,46 @@ BAD = [
         ["unknown GPU 'H100'", "H100-SXM"],
     ),
     ("llama-3.1-8b-instruct", ["target.gpus={}"], "trtllm", "8B", "target.gpus", ["target GPU"]),
-    ("smollm2-135m", ["build.max_num_tokens=100"], "cpu", "smol", "build.max_num_tokens", ["max_input_len"]),
+    (
+        "smollm2-135m",
+        ["build.max_num_tokens=100", "build.features.use_paged_context_fmha=false"],
+        "cpu",
+        "smol",
+        "build.max_num_tokens",
+        ["max_input_len", "chunked context"],
+    ),
+    (
+        "smollm2-135m",
+        ["build.max_num_tokens=100", "serving.enable_chunked_context=false"],
+        "cpu",
+        "smol",
+        "build.max_num_tokens",
+        ["max_input_len", "serving.enable_chunked_context"],
+    ),
+    (
+        "llama-3.1-8b-instruct",
+        ["serving.enable_kv_cache_reuse=true", "build.features.use_paged_context_fmha=false"],
+        "trtllm",
+        "8B",
+        "serving.enable_kv_cache_reuse",
+        ["build.features.use_paged_context_fmha=true", "silently turn KV-cache reuse off"],
+    ),
+    (
+        "smollm2-135m",
+        ["serving.enable_kv_cache_reuse=true", "build.features.gather_context_logits=true"],
+        "cpu",
+        "smol",
+        "serving.enable_kv_cache_reuse",
+        ["build.features.gather_context_logits=false"],
+    ),
+    (
+        "smollm2-135m",
+        ["serving.enable_chunked_context=true", "build.features.use_paged_context_fmha=false"],
+        "cpu",
+        "smol",
+        "serving.enable_chunked_context",
+        ["build.features.use_paged_context_fmha=true", "fail to load"],
+    ),
 ]
 
 
@@ -140,3 +179,34 @@ def test_all_problems_are_reported_together(smollm2: ModelInfo) -> None:
         validate(recipe, smollm2, CpuBackend())
     fields = {e.field for e in caught.value.errors}
     assert {"parallelism.tp", "parallelism.pp", "build.max_seq_len", "quantization.format"} <= fields
+
+
+def test_prompt_longer_than_max_num_tokens_is_fine_with_chunked_context(smollm2: ModelInfo) -> None:
+    recipe = load_recipe("smollm2-135m", overrides=["build.max_num_tokens=100"])
+    assert recipe.build.features.use_paged_context_fmha and recipe.serving.enable_chunked_context is None
+    validate(recipe, smollm2, CpuBackend())
+
+
+def test_switch_off_without_the_build_feature_is_fine(smollm2: ModelInfo) -> None:
+    recipe = load_recipe(
+        "smollm2-135m",
+        overrides=["serving.enable_kv_cache_reuse=false", "build.features.use_paged_context_fmha=false"],
+    )
+    validate(recipe, smollm2, CpuBackend())
+
+
+def test_engine_build_refuses_kv_cache_reuse_without_paged_context_fmha(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from triton_llm.cli import main
+
+    code = main(
+        [
+            "engine", "build", "llama-3.1-8b-instruct", "--backend", "trtllm", "--dry-run",
+            "--set", "serving.enable_kv_cache_reuse=true",
+            "--set", "build.features.use_paged_context_fmha=false",
+        ]
+    )  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "serving.enable_kv_cache_reuse" in err and "build.features.use_paged_context_fmha" in err

@@ -95,8 +95,11 @@ def test_cpu_and_gpu_differ_only_where_they_must():
     assert gpu.max_batch_size == 64 and gpu.model_transaction_policy.decoupled
     assert gpu.parameters["kv_cache_free_gpu_mem_fraction"].string_value == "0.85"
     assert gpu.parameters["gpt_model_path"].string_value == str(ENGINE)
-    assert gpu.parameters["world_size"].string_value == "2"
     assert cpu.parameters["checkpoint_dir"].string_value == str(CHECKPOINT)
+    assert cpu.parameters["world_size"].string_value == "1"
+    # Each backend gets only the keys it reads: no CPU runtime keys on GPU and vice versa.
+    assert not {"checkpoint_dir", "cpu_threads", "world_size"} & set(gpu.parameters)
+    assert not {"gpt_model_path", "gpt_model_type", "tokenizer_dir"} & set(cpu.parameters)
     assert parse("gpu", "preprocessing").instance_group[0].count == 4
     assert parse("gpu", "preprocessing").parameters["chat_template"].string_value == "false"
     assert parse("cpu", "preprocessing").parameters["chat_template"].string_value == "true"

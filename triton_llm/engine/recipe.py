@@ -107,7 +107,9 @@ class Features(_Strict):
     paged_kv_cache: bool = True
     remove_input_padding: bool = True
     context_fmha: bool = True
-    use_paged_context_fmha: bool = False
+    use_paged_context_fmha: bool = Field(
+        True, description="as trtllm-build 1.2.1; KV-cache reuse and chunked context need it"
+    )
     use_fused_mlp: bool = True
     multiple_profiles: bool = False
     reduce_fusion: bool = False
@@ -145,7 +147,18 @@ class Serving(_Strict):
     """Runtime settings that do not change the artifacts, so they are not in any cache key."""
 
     batching_strategy: Literal["inflight_fused_batching"] = "inflight_fused_batching"
+    batch_scheduler_policy: Literal["guaranteed_no_evict", "max_utilization"] = "guaranteed_no_evict"
     kv_cache_free_gpu_mem_fraction: float = Field(0.9, gt=0, le=1)
+    enable_kv_cache_reuse: bool | None = Field(
+        None, description="reuse cached prompt prefixes; null = on when the engine supports it"
+    )
+    enable_chunked_context: bool | None = Field(
+        None, description="split long prompts into chunks; null = on when the engine supports it"
+    )
+    cancellation_check_period_ms: int = Field(
+        100, ge=1, description="how often the GPU backend looks for cancelled requests"
+    )
+    stats_check_period_ms: int = Field(100, ge=1, description="how often the GPU backend reports statistics")
     max_queue_delay_microseconds: int = Field(0, ge=0)
     preprocessing_instances: int = Field(1, ge=1)
     postprocessing_instances: int = Field(1, ge=1)
@@ -297,6 +310,25 @@ def _format_loc(loc: tuple[Any, ...]) -> str:
     return out
 
 
+def _schema_errors(e: ValidationError, *, source: str, prefix: tuple[str, ...] = ()) -> RecipeErrors:
+    """Every pydantic problem as a RecipeError naming its recipe field and value."""
+    errors: list[RecipeError] = []
+    for err in e.errors():
+        loc = prefix + tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        field = _format_loc(loc)
+        value = err.get("input")
+        if err["type"] == "extra_forbidden":
+            msg = f"{field}: unknown key (rule: recipe keys are fixed; check the spelling)"
+        elif err["type"] == "missing":
+            msg = f"{field}: required key is missing"
+        else:
+            shown = value if not isinstance(value, dict) else "{...}"
+            rule = err["msg"].removeprefix("Value error, ")
+            msg = f"{field}={shown!r}: {rule}" if field else f"{rule}"
+        errors.append(RecipeError(f"{source}: {msg}", field=field, value=value, path=source))
+    return RecipeErrors(errors)
+
+
 def recipe_from_mapping(data: dict[str, Any], *, source: str = "<recipe>") -> Recipe:
     """Validate a raw mapping into a :class:`Recipe`.
 
@@ -306,21 +338,33 @@ def recipe_from_mapping(data: dict[str, Any], *, source: str = "<recipe>") -> Re
     try:
         return Recipe.model_validate(data)
     except ValidationError as e:
-        errors: list[RecipeError] = []
-        for err in e.errors():
-            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-            field = _format_loc(loc)
-            value = err.get("input")
-            if err["type"] == "extra_forbidden":
-                msg = f"{field}: unknown key (rule: recipe keys are fixed; check the spelling)"
-            elif err["type"] == "missing":
-                msg = f"{field}: required key is missing"
-            else:
-                shown = value if not isinstance(value, dict) else "{...}"
-                rule = err["msg"].removeprefix("Value error, ")
-                msg = f"{field}={shown!r}: {rule}" if field else f"{rule}"
-            errors.append(RecipeError(f"{source}: {msg}", field=field, value=value, path=source))
-        raise RecipeErrors(errors) from e
+        raise _schema_errors(e, source=source) from e
+
+
+def serving_from_overrides(
+    overrides: Iterable[str], *, base: dict[str, Any] | None = None, source: str = "<serving>"
+) -> Serving:
+    """Serving settings for an engine that is already built: ``base`` (default: the schema's
+    defaults) with ``--set serving.x=y`` overrides, validated like a recipe.
+
+    Raises:
+        RecipeError: an override outside ``serving.`` (it would change the engine) or malformed.
+        RecipeErrors: schema problems, each naming its ``serving.`` field.
+    """
+    overrides = list(overrides)
+    for item in overrides:
+        key = item.partition("=")[0].strip()
+        if not key.startswith("serving."):
+            raise RecipeError(
+                f"--set {item!r}: only serving.* settings can change for an engine that is already built",
+                field=key or None,
+                value=item,
+            )
+    data = apply_overrides({"serving": dict(base or {})}, overrides)["serving"]
+    try:
+        return Serving.model_validate(data)
+    except ValidationError as e:
+        raise _schema_errors(e, source=source, prefix=("serving",)) from e
 
 
 def load_recipe(

@@ -2,7 +2,8 @@
 
 Each problem is a :class:`RecipeError` naming the field, the value and the rule. Rules that
 depend on the model read :class:`ModelInfo` (config.json or GGUF metadata only); rules that
-depend on the build backend come from ``backend.check``.
+depend on the build backend come from ``backend.check``; runtime switches the serving
+settings turn on must be ones the engine can honour (:mod:`triton_llm.engine.runtime_switches`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from triton_llm.engine.backends.base import BuildBackend
 from triton_llm.engine.gpus import GpuSku, gpu_sku
 from triton_llm.engine.model_info import ModelInfo
 from triton_llm.engine.recipe import Recipe
+from triton_llm.engine.runtime_switches import recipe_features, runtime_switches, switch_problems
 from triton_llm.errors import RecipeError, RecipeErrors
 
 
@@ -55,20 +57,27 @@ def model_rules(recipe: Recipe, model: ModelInfo) -> list[RecipeError]:
                 value=recipe.build.max_seq_len,
             )
         )
-    if (
-        recipe.build.max_num_tokens < recipe.build.max_input_len
-        and not recipe.build.features.use_paged_context_fmha
-    ):
+    chunked = runtime_switches(recipe_features(recipe), recipe.serving)["enable_chunked_context"]
+    if recipe.build.max_num_tokens < recipe.build.max_input_len and not chunked:
         errors.append(
             RecipeError(
                 f"build.max_num_tokens={recipe.build.max_num_tokens}: below max_input_len="
-                f"{recipe.build.max_input_len} (rule: a whole prompt must fit one step unless "
-                f"build.features.use_paged_context_fmha enables chunked context)",
+                f"{recipe.build.max_input_len} (rule: a whole prompt must fit one step unless chunked "
+                f"context is on: build.features.use_paged_context_fmha=true and "
+                f"serving.enable_chunked_context not false)",
                 field="build.max_num_tokens",
                 value=recipe.build.max_num_tokens,
             )
         )
     return errors
+
+
+def switch_rules(recipe: Recipe) -> list[RecipeError]:
+    """Runtime switches the recipe turns on that the engine it builds cannot honour."""
+    return [
+        RecipeError(message, field=need.serving_field, value=True)
+        for need, message in switch_problems(recipe_features(recipe), recipe.serving)
+    ]
 
 
 def _divisors(n: int) -> list[int]:
@@ -98,6 +107,7 @@ def validate(recipe: Recipe, model: ModelInfo, backend: BuildBackend) -> list[Gp
     """
     skus, errors = target_gpus(recipe)
     errors += model_rules(recipe, model)
+    errors += switch_rules(recipe)
     targets: list[GpuSku | None] = list(skus) if skus else [None]
     # A backend may restate a generic rule; report each (field, value) problem once.
     seen = {str(e) for e in errors} | {f"{e.field}={e.value!r}" for e in errors if e.field}

@@ -14,6 +14,7 @@ from triton_llm.repository.render import (
     render_files,
     render_repository,
     template_dir,
+    tensorrt_llm_parameters,
 )
 
 __all__ = [
@@ -28,4 +29,5 @@ __all__ = [
     "render_files",
     "render_repository",
     "template_dir",
+    "tensorrt_llm_parameters",
 ]

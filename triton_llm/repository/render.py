@@ -24,6 +24,12 @@ from typing import Any
 
 from triton_llm._package_data import TEMPLATES, data_dir
 from triton_llm.engine.recipe import Serving
+from triton_llm.engine.runtime_switches import (
+    engine_features,
+    inflight_batching_problems,
+    runtime_switches,
+    switch_problems,
+)
 from triton_llm.errors import ConfigError, IncompatibleError, NotFoundError
 
 MODELS = ("preprocessing", "tensorrt_llm", "postprocessing", "ensemble", "tensorrt_llm_bls")
@@ -40,6 +46,104 @@ def _b(value: bool) -> str:
     return "true" if value else "false"
 
 
+def is_cpu_engine(engine_config: Mapping[str, Any]) -> bool:
+    """True for triton-llm's cpu engines (``"backend": "cpu"``); trtllm-build writes no backend key."""
+    return engine_config.get("backend") == "cpu"
+
+
+def tensorrt_llm_parameters(
+    engine_config: Mapping[str, Any],
+    *,
+    serving: Serving,
+    engine_dir: Path,
+    tokenizer_dir: Path,
+    checkpoint_dir: Path | None = None,
+) -> dict[str, str]:
+    """The ``tensorrt_llm`` model's ``parameters``: exactly the keys its backend reads.
+
+    GPU: every key the TensorRT-LLM 1.2 ``tensorrtllm`` backend reads with no fallback (see
+    ``tensorrtllm_backend_1_2.json``) plus the settings we choose instead of its silent
+    defaults; runtime switches follow the engine's build features
+    (:mod:`triton_llm.engine.runtime_switches`). CPU: what ``trtllm_cpu`` reads.
+
+    Raises:
+        IncompatibleError: a cpu engine without checkpoint_dir; a GPU engine inflight
+            batching cannot load.
+        ConfigError: a serving switch the engine cannot honour.
+    """
+    build = engine_config["build_config"]
+    if is_cpu_engine(engine_config):
+        if checkpoint_dir is None:
+            raise IncompatibleError(
+                "a cpu engine needs its checkpoint_dir to serve",
+                path=str(engine_dir),
+                key=engine_config.get("checkpoint_key"),
+            )
+        mapping = engine_config.get("pretrained_config", {}).get("mapping", {})
+        world_size = int(
+            mapping.get("world_size") or int(mapping.get("tp_size", 1)) * int(mapping.get("pp_size", 1))
+        )
+        return {
+            "FORCE_CPU_ONLY_INPUT_TENSORS": "no",
+            "checkpoint_dir": str(checkpoint_dir),
+            "world_size": str(world_size),
+            "cpu_threads": str(serving.threads),
+            "max_batch_size": str(int(build["max_batch_size"])),
+            "max_input_len": str(int(build["max_input_len"])),
+            "max_seq_len": str(int(build["max_seq_len"])),
+            "exclude_input_in_output": _b(serving.exclude_input_in_output),
+        }
+    features = engine_features(engine_config)
+    missing = inflight_batching_problems(features)
+    if missing:
+        raise IncompatibleError(
+            f"{engine_dir}/config.json: the engine was built without {' and '.join(missing)}; TensorRT-LLM's "
+            f"inflight batching (gpt_model_type={serving.batching_strategy}) cannot load it",
+            path=str(engine_dir),
+            hint="rebuild the engine with a paged KV cache and packed input (trtllm-build's defaults)",
+        )
+    problems = switch_problems(features, serving)
+    if problems:
+        raise ConfigError(
+            f"{engine_dir}: " + "; ".join(message for _, message in problems),
+            path=str(engine_dir),
+            field=problems[0][0].serving_field,
+            value=True,
+        )
+    switches = runtime_switches(features, serving)
+    return {
+        "gpt_model_type": serving.batching_strategy,
+        "gpt_model_path": str(engine_dir),
+        "tokenizer_dir": str(tokenizer_dir),
+        # Empty is the backend's own "guided decoding off" (a placeholder would be too).
+        "xgrammar_tokenizer_info_path": "",
+        "guided_decoding_backend": "",
+        "max_beam_width": str(features["max_beam_width"]),
+        "batch_scheduler_policy": serving.batch_scheduler_policy,
+        "kv_cache_free_gpu_mem_fraction": repr(float(serving.kv_cache_free_gpu_mem_fraction)),
+        "enable_kv_cache_reuse": _b(switches["enable_kv_cache_reuse"]),
+        "enable_chunked_context": _b(switches["enable_chunked_context"]),
+        "exclude_input_in_output": _b(serving.exclude_input_in_output),
+        "cancellation_check_period_ms": str(serving.cancellation_check_period_ms),
+        "stats_check_period_ms": str(serving.stats_check_period_ms),
+    }
+
+
+def format_parameters(params: Mapping[str, str]) -> str:
+    """``parameters { ... }`` lines for a config.pbtxt, one per key, in order.
+
+    Raises:
+        ConfigError: a value with a control character (it cannot be a path or a setting).
+    """
+    lines = []
+    for key, value in params.items():
+        if any(ord(c) < 32 for c in value):
+            raise ConfigError(f"parameter {key}: control character in {value!r}", field=key, value=value)
+        quoted = value.replace("\\", "\\\\").replace('"', '\\"')
+        lines.append(f'parameters {{ key: "{key}", value: {{ string_value: "{quoted}" }} }}')
+    return "\n".join(lines)
+
+
 def plan_parameters(
     engine_config: Mapping[str, Any],
     *,
@@ -51,18 +155,17 @@ def plan_parameters(
     """Template parameters for each model, from the engine config and serving settings.
 
     Raises:
-        IncompatibleError: the engine config lacks build_config limits, or a cpu engine has no
-            checkpoint_dir.
-        ConfigError: serving settings that would break exact streaming.
+        IncompatibleError: the engine config lacks build_config limits, a cpu engine has no
+            checkpoint_dir, or a GPU engine inflight batching cannot load.
+        ConfigError: serving settings that would break exact streaming, or a runtime switch
+            the engine cannot honour.
     """
     build = engine_config.get("build_config")
     if not isinstance(build, Mapping) or "max_batch_size" not in build:
         raise IncompatibleError(
             f"{engine_dir}/config.json has no build_config.max_batch_size", path=str(engine_dir)
         )
-    cpu = engine_config.get("backend") == "cpu"
-    if cpu and checkpoint_dir is None:
-        raise IncompatibleError("a cpu engine needs its checkpoint_dir to serve", path=str(engine_dir))
+    cpu = is_cpu_engine(engine_config)
     if serving.decoupled and serving.postprocessing_instances > 1:
         raise ConfigError(
             "serving.postprocessing_instances must be 1 with decoupled streaming: the streaming "
@@ -70,9 +173,12 @@ def plan_parameters(
             field="serving.postprocessing_instances",
             value=serving.postprocessing_instances,
         )
-    mapping = engine_config.get("pretrained_config", {}).get("mapping", {})
-    world_size = int(
-        mapping.get("world_size") or int(mapping.get("tp_size", 1)) * int(mapping.get("pp_size", 1))
+    llm = tensorrt_llm_parameters(
+        engine_config,
+        serving=serving,
+        engine_dir=engine_dir,
+        tokenizer_dir=tokenizer_dir,
+        checkpoint_dir=checkpoint_dir,
     )
     batch = str(int(build["max_batch_size"]))
     max_input_len = str(int(build["max_input_len"]))
@@ -93,16 +199,7 @@ def plan_parameters(
             "triton_max_batch_size": batch,
             "decoupled_mode": _b(serving.decoupled),
             "max_queue_delay_microseconds": str(serving.max_queue_delay_microseconds),
-            "max_beam_width": str(int(build.get("max_beam_width", 1))),
-            "batching_strategy": serving.batching_strategy,
-            "engine_dir": str(engine_dir),
-            "kv_cache_free_gpu_mem_fraction": repr(float(serving.kv_cache_free_gpu_mem_fraction)),
-            "exclude_input_in_output": _b(serving.exclude_input_in_output),
-            "checkpoint_dir": str(checkpoint_dir) if checkpoint_dir is not None else "",
-            "max_input_len": max_input_len,
-            "max_seq_len": max_seq_len,
-            "cpu_threads": str(serving.threads),
-            "world_size": str(world_size),
+            "parameters": format_parameters(llm),
         },
         "postprocessing": {
             "triton_max_batch_size": batch,
@@ -170,16 +267,44 @@ def render_files(
     return dict(sorted(files.items()))
 
 
+def _looks_like(config: Any) -> str:
+    if isinstance(config, dict) and ("architectures" in config or "model_type" in config):
+        return (
+            "it looks like a Hugging Face model config; build an engine from it first, "
+            "e.g. with triton-llm engine build"
+        )
+    if isinstance(config, dict) and "architecture" in config and "mapping" in config:
+        return "it looks like a TensorRT-LLM checkpoint config: run trtllm-build --checkpoint_dir on it first"
+    return "point at the directory trtllm-build wrote (its --output_dir)"
+
+
 def read_engine_config(engine_dir: Path) -> dict[str, Any]:
-    """The engine's config.json.
+    """The engine's config.json: trtllm-build's (build_config + pretrained_config) or a cpu engine's.
 
     Raises:
         NotFoundError: no config.json in engine_dir.
+        IncompatibleError: config.json is not valid JSON or not a TensorRT-LLM engine config.
     """
     path = engine_dir / "config.json"
     if not path.is_file():
         raise NotFoundError(f"{path} does not exist: not an engine directory", path=str(path))
-    return json.loads(path.read_text())
+    try:
+        config = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise IncompatibleError(
+            f"{path} is not a TensorRT-LLM engine config: not valid JSON ({e})", path=str(path)
+        ) from e
+    if not (
+        isinstance(config, dict)
+        and isinstance(config.get("build_config"), dict)
+        and isinstance(config.get("pretrained_config"), dict)
+    ):
+        raise IncompatibleError(
+            f"{path} is not a TensorRT-LLM engine config (no build_config and pretrained_config)",
+            path=str(path),
+            hint=_looks_like(config),
+        )
+    return config
 
 
 def render_repository(
@@ -217,7 +342,7 @@ def render_repository(
         tokenizer_dir=(tokenizer_dir or engine_dir / "tokenizer").resolve(),
         checkpoint_dir=checkpoint_dir.resolve() if checkpoint_dir is not None else None,
     )
-    files = render_files(params, cpu=config.get("backend") == "cpu")
+    files = render_files(params, cpu=is_cpu_engine(config))
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise ConfigError(f"{out} exists and is not empty", path=str(out), hint="pass --force to replace it")
     tmp = out.parent / f".{out.name}.incomplete-{os.getpid()}"
