@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import re
@@ -113,7 +114,7 @@ def synthetic_text(tokenizer: Any, words: list[str], length: int, rng: random.Ra
     """
     chosen = [rng.choice(words) for _ in range(length)]
     for _ in range(4 * length + 8):
-        text = "".join(chosen).lstrip()
+        text = "".join(chosen)  # keeps the first word's space: " house" is one token, "house" may not be
         n = _count(tokenizer, text)
         if n == length:
             return text
@@ -140,9 +141,12 @@ def synthetic_prompts(
     return prompts
 
 
-def jsonl_prompts(
-    path: Path, *, output_len: LengthDist, tokenizer: Any = None, seed: int = 0
-) -> list[Prompt]:
+def with_token_counts(prompts: list[Prompt], tokenizer: Any) -> list[Prompt]:
+    """The prompts with ``input_tokens`` counted by ``tokenizer`` (special tokens excluded)."""
+    return [dataclasses.replace(p, input_tokens=_count(tokenizer, p.text)) for p in prompts]
+
+
+def jsonl_prompts(path: Path, *, output_len: LengthDist, seed: int = 0) -> list[Prompt]:
     """Prompts from a JSONL file: one object per line with ``text`` (or ``prompt``) and an
     optional ``max_tokens`` (else drawn from ``output_len``). Blank lines are skipped.
 
@@ -174,8 +178,7 @@ def jsonl_prompts(
             max_tokens = output_len.sample(rng)
         elif not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
             raise UsageError(f"{where}: max_tokens must be a whole number >= 1", field="--prompts")
-        n = _count(tokenizer, text) if tokenizer is not None else None
-        prompts.append(Prompt(text, n, max_tokens))
+        prompts.append(Prompt(text, None, max_tokens))
     if not prompts:
         raise UsageError(f"--prompts {path}: the file has no prompts", field="--prompts", path=str(path))
     return prompts

@@ -10,7 +10,14 @@ from urllib.parse import urlsplit
 
 from triton_llm.bench.drivers import DriverOptions, make_driver
 from triton_llm.bench.load import Step
-from triton_llm.bench.prompts import LengthDist, Prompt, jsonl_prompts, load_tokenizer, synthetic_prompts
+from triton_llm.bench.prompts import (
+    LengthDist,
+    Prompt,
+    jsonl_prompts,
+    load_tokenizer,
+    synthetic_prompts,
+    with_token_counts,
+)
 from triton_llm.bench.runner import BenchRun, run_sweep
 from triton_llm.bench.slo import Bound
 from triton_llm.bench.stats import StepSummary
@@ -89,18 +96,18 @@ def server_tokenizer_dir(protocol: str, url: str) -> str | None:
     return value or None
 
 
-def build_prompts(config: BenchConfig, tokenizer_dir: str | None) -> list[Prompt]:
-    """The prompt pool: the JSONL file's prompts, or ``num_prompts`` synthetic ones.
+def build_prompts(
+    config: BenchConfig, tokenizer_dir: str | None, file_prompts: list[Prompt] | None
+) -> list[Prompt]:
+    """The prompt pool: the JSONL file's prompts (token counts when a tokenizer is known), or
+    ``num_prompts`` synthetic ones.
 
     Raises:
-        UsageError: synthetic prompts without a tokenizer, or bad prompt input.
+        UsageError: synthetic prompts without a tokenizer, or a tokenizer that cannot be loaded.
     """
     name = config.tokenizer or tokenizer_dir
-    if config.prompts_file is not None:
-        tokenizer = load_tokenizer(name) if name else None
-        return jsonl_prompts(
-            config.prompts_file, output_len=config.output_len, tokenizer=tokenizer, seed=config.seed
-        )
+    if file_prompts is not None:
+        return with_token_counts(file_prompts, load_tokenizer(name)) if name else file_prompts
     if not name:
         raise UsageError(
             "synthetic prompts need the model's tokenizer and the server did not name one",
@@ -123,6 +130,9 @@ async def run_bench(config: BenchConfig, *, on_step: Any = None) -> BenchRun:
         ServerUnavailableError: the endpoint or model is not ready (before any load is sent).
         UsageError: bad prompt input or a model the server does not serve.
     """
+    file_prompts = None
+    if config.prompts_file is not None:  # a bad file is reported before the server is contacted
+        file_prompts = jsonl_prompts(config.prompts_file, output_len=config.output_len, seed=config.seed)
     driver = make_driver(config.protocol, config.options)
     try:
         model = await driver.check()
@@ -130,7 +140,7 @@ async def run_bench(config: BenchConfig, *, on_step: Any = None) -> BenchRun:
         if config.tokenizer is None:
             found = await asyncio.to_thread(server_tokenizer_dir, config.protocol, config.options.url)
             tokenizer_dir = found if found and Path(found).is_dir() else None
-        prompts = await asyncio.to_thread(build_prompts, config, tokenizer_dir)
+        prompts = await asyncio.to_thread(build_prompts, config, tokenizer_dir, file_prompts)
         metrics_url = config.metrics_url
         if metrics_url == "auto":
             metrics_url = default_metrics_url(config.protocol, config.options.url)
@@ -158,7 +168,11 @@ async def run_bench(config: BenchConfig, *, on_step: Any = None) -> BenchRun:
 def step_line(summary: StepSummary) -> str:
     """A one-line digest of a finished step, for the live log."""
     ttft, itl = summary.latency["ttft"].p50 * 1000, summary.latency["itl"].p50 * 1000
+    errors = ", ".join(f"{n} {kind}" for kind, n in sorted(summary.errors.items()))
     return (
-        f"{summary.label}: {summary.completed}/{summary.requests} ok, TTFT p50 {ttft:.1f} ms,"
-        f" ITL p50 {itl:.2f} ms, {summary.output_tokens_per_s:.1f} out tok/s"
+        f"{summary.label}: {summary.completed}/{summary.requests} ok"
+        + (f" ({errors})" if errors else "")
+        + (f", TTFT p50 {ttft:.1f} ms" if summary.completed else "")
+        + (f", ITL p50 {itl:.2f} ms" if itl == itl else "")
+        + f", {summary.output_tokens_per_s:.1f} out tok/s"
     )

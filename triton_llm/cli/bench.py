@@ -225,7 +225,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
         raise UsageError(
             "--chat-template applies to grpc/http (openai-chat always templates)", field="--chat-template"
         )
-    if args.protocol == "grpc" and args.extra_body:
+    if args.protocol == "grpc" and args.extra_body is not None:
         raise UsageError("--extra-body applies to the HTTP protocols only", field="--extra-body")
     steps = plan_steps(
         concurrency=args.concurrency,

@@ -1,7 +1,8 @@
 """A null decoupled LLM for measuring load generators: its timing is known exactly.
 
 Each request sleeps until ``ttft_ms`` after it arrived, then streams ``max_tokens`` responses
-of one token (" tok") at ``ttft_ms + k * itl_ms``, the last one with the final flag. Every
+of one token (" tok") at ``ttft_ms + k * itl_ms``, the last one with the final flag; a prompt
+of ``!fail`` gets an error response instead. Every
 response also carries ``server_times`` = [arrival, send] on CLOCK_MONOTONIC (the clock of
 the client's ``time.perf_counter()`` on Linux), so a client can split its TTFT into the
 model's own time and everything outside it.
@@ -29,8 +30,9 @@ class TritonPythonModel:
         arrived = time.monotonic()
         sender = request.get_response_sender()
         n = int(pb_utils.get_input_tensor_by_name(request, "max_tokens").as_numpy().reshape(-1)[0])
-        if n < 1:
-            error = pb_utils.TritonError("max_tokens must be >= 1")
+        text = pb_utils.get_input_tensor_by_name(request, "text_input").as_numpy().reshape(-1)[0]
+        if text == b"!fail":
+            error = pb_utils.TritonError("null model: asked to fail")
             sender.send(
                 pb_utils.InferenceResponse(error=error), flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
             )

@@ -59,7 +59,7 @@ def make_driver(protocol: str, options: DriverOptions) -> Driver:
         UsageError: unknown protocol, or an option the protocol cannot carry.
     """
     if protocol == "grpc":
-        if options.extra_body:
+        if options.extra_body is not None:
             raise UsageError("--extra-body applies to HTTP protocols only", field="--extra-body")
         from triton_llm.bench.drivers.grpc import GrpcStreamDriver
 

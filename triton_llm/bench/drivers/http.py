@@ -28,6 +28,20 @@ def status_kind(status: int) -> str:
     return "rejected" if 400 <= status < 500 else "server_error"
 
 
+def error_text(body: str) -> str:
+    """The message of an error body: JSON ``error`` (bare, or as an SSE ``data:`` event) or the text."""
+    text = body.strip()
+    text = text[5:].strip() if text.startswith("data:") else text
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError:
+        return text[:300]
+    error = obj.get("error", obj) if isinstance(obj, dict) else obj
+    if isinstance(error, dict):
+        error = error.get("message", error)
+    return str(error)[:300]
+
+
 class _SseDriver:
     """Shared session, POST and event loop; subclasses build bodies and read events."""
 
@@ -80,9 +94,8 @@ class _SseDriver:
         try:
             async with self._open().post(self.base + self.path, json=body) as response:
                 if response.status != 200:
-                    text = (await response.text())[:300]
                     record.error = status_kind(response.status)
-                    record.error_message = f"HTTP {response.status}: {text}"
+                    record.error_message = f"HTTP {response.status}: {error_text(await response.text())}"
                     return
                 async for line in response.content:
                     when = time.perf_counter()
