@@ -26,6 +26,7 @@ class RequestRecord:
     output_tokens: int = 0
     error: str | None = None  # an error kind (see drivers.ERROR_KINDS); None when it succeeded
     error_message: str | None = None
+    scheduled: float | None = None  # open loop: when the Poisson schedule wanted it sent
 
     def add_chunk(self, when: float, tokens: int) -> None:
         self.chunks.append((when, tokens))
@@ -34,6 +35,11 @@ class RequestRecord:
     @property
     def ok(self) -> bool:
         return self.error is None and self.end is not None
+
+    @property
+    def send_lag(self) -> float | None:
+        """Seconds the send came after its scheduled time (open loop): the client falling behind."""
+        return None if self.scheduled is None else self.start - self.scheduled
 
     @property
     def ttft(self) -> float | None:
@@ -66,5 +72,6 @@ class RequestRecord:
         out["start"] = self.start - origin
         out["end"] = None if self.end is None else self.end - origin
         out["chunks"] = [[t - origin, n] for t, n in self.chunks]
+        out["scheduled"] = None if self.scheduled is None else self.scheduled - origin
         out["ttft"], out["itl"], out["e2e"] = self.ttft, self.itl, self.e2e
         return out

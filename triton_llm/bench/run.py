@@ -175,4 +175,14 @@ def step_line(summary: StepSummary) -> str:
         + (f", TTFT p50 {ttft:.1f} ms" if summary.completed else "")
         + (f", ITL p50 {itl:.2f} ms" if itl == itl else "")
         + f", {summary.output_tokens_per_s:.1f} out tok/s"
+        + lag_warning(summary)
     )
+
+
+def lag_warning(summary: StepSummary) -> str:
+    """A warning when sends left more than 10 ms behind the Poisson schedule (p99): the client
+    machine, not the server, limited the offered load."""
+    lag = summary.send_lag
+    if lag is None or not lag.p99 > 0.010:
+        return ""
+    return f"; warning: sends lagged the schedule by {lag.p50 * 1000:.1f} ms p50, {lag.p99 * 1000:.1f} ms p99"

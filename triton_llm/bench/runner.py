@@ -82,6 +82,7 @@ async def _open_loop(
         record = RequestRecord(
             step=index, index=n, start=0.0, input_tokens=prompt.input_tokens, max_tokens=prompt.max_tokens
         )
+        record.scheduled = start + offset
         records.append(record)
         tasks.append(asyncio.create_task(one(record, prompt)))
     await asyncio.gather(*tasks)

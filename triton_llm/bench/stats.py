@@ -66,6 +66,7 @@ class StepSummary:
     input_tokens: int
     output_tokens: int
     latency: dict[str, Distribution]
+    send_lag: Distribution | None = None  # open loop: how late sends left vs the schedule
     good: int | None = None  # requests meeting every --slo bound (None without --slo)
     slo_met: bool | None = None
     server: dict[str, Any] = field(default_factory=dict)
@@ -96,6 +97,7 @@ def summarize_step(step: int, label: str, load: float, records: list[RequestReco
         name: Distribution.of([v for v in (getattr(r, name) for r in done) if v is not None])
         for name in METRICS
     }
+    lags = [r.send_lag for r in records if r.send_lag is not None]
     return StepSummary(
         step=step,
         label=label,
@@ -107,4 +109,5 @@ def summarize_step(step: int, label: str, load: float, records: list[RequestReco
         input_tokens=sum(r.input_tokens or 0 for r in done),
         output_tokens=sum(r.output_tokens for r in done),
         latency=latency,
+        send_lag=Distribution.of(lags) if lags else None,
     )
