@@ -76,6 +76,10 @@ async def reference_run(
     out: list[dict[str, float]] = []
     async with grpc.aio.insecure_channel(url) as channel:
         stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
+        warm = [stub.ModelStreamInfer(iter([request])) for _ in range(concurrency)]  # connect, as the tool
+        for call in warm:
+            async for _ in call:
+                pass
         left = iter(range(requests))
 
         async def worker() -> None:
@@ -120,7 +124,7 @@ async def tool_run(
         pool = jsonl_prompts(prompts, output_len=parse_length(str(max_tokens), flag="--max-tokens"))
         steps = plan_steps(concurrency=[concurrency], requests=requests)
         os.environ["TRITON_LLM_PROGRESS"] = "off"
-        run = await run_sweep(driver, steps, pool, settings={})
+        run = await run_sweep(driver, steps, pool, settings={}, warmup=concurrency)
     finally:
         await driver.close()
     return [r.ttft for r in run.records[0] if r.ok and r.ttft is not None]
@@ -131,13 +135,14 @@ def accuracy(server: Any, tmp: Path, *, rounds: int, requests: int) -> tuple[str
     prompts.write_text(json.dumps({"text": "reference"}) + "\n")
     ours: list[list[float]] = []
     refs: list[list[dict[str, float]]] = []
-    for _ in range(rounds):
-        ours.append(
-            asyncio.run(tool_run(server.grpc_url, prompts, concurrency=16, requests=requests, max_tokens=16))
-        )
-        refs.append(
-            asyncio.run(reference_run(server.grpc_url, concurrency=16, requests=requests, max_tokens=16))
-        )
+    for i in range(rounds):  # alternating which goes first, so load drift hits both alike
+        for side in ("tool", "ref") if i % 2 == 0 else ("ref", "tool"):
+            if side == "tool":
+                ours.append(asyncio.run(tool_run(server.grpc_url, prompts, concurrency=16, requests=requests,
+                                                 max_tokens=16)))  # fmt: skip
+            else:
+                refs.append(asyncio.run(reference_run(server.grpc_url, concurrency=16, requests=requests,
+                                                      max_tokens=16)))  # fmt: skip
     rows = [
         "| round | tool TTFT p50 | ref TTFT p50 | added p50 | tool p90 | ref p90 | added p90 "
         "| tool p99 | ref p99 | added p99 |",
@@ -321,9 +326,10 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of the accuracy check")
+    parser.add_argument("--rounds", type=int, default=11, help="alternating rounds of the accuracy check")
     parser.add_argument("--requests", type=int, default=160, help="requests per accuracy round (c=16)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
+    parser.add_argument("--accuracy-only", action="store_true", help="part 1 only (implies --no-write)")
     args = parser.parse_args(argv)
     if not AIPERF.is_file():
         print(f"{AIPERF} is missing: run `make aiperf` first", file=sys.stderr)
@@ -349,6 +355,8 @@ def main(argv: list[str]) -> int:
         with serve_null(tmp / "null", ttft_ms=TTFT_MS, itl_ms=ITL_MS) as null:
             acc_text, _ = accuracy(null, tmp, rounds=args.rounds, requests=args.requests)
             print(acc_text, flush=True)
+            if args.accuracy_only:
+                return 0
             null_side = side_by_side(
                 null.http_url,
                 "null_llm",
