@@ -11,7 +11,6 @@ import re
 import threading
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
 from typing import Any
 
 # Cumulative per-model counters (Triton core), and what each becomes in the step's report.
@@ -106,21 +105,21 @@ def window_figures(
     return {"models": figures, "trt_llm": trt, "trt_llm_exported": bool(trt)}
 
 
-@dataclass
 class MetricsWindow:
     """Scrapes ``url`` at ``start()``, every ``interval`` seconds in a thread, and at ``stop()``.
 
     A server without a metrics endpoint gives ``{"error": ...}`` and never fails the run.
     """
 
-    url: str | None
-    interval: float = 1.0
-    timeout: float = 5.0
-    _before: dict[Series, float] | None = None
-    _samples: list[dict[Series, float]] = field(default_factory=list)
-    _error: str | None = None
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
+    def __init__(self, url: str | None, *, interval: float = 1.0, timeout: float = 5.0) -> None:
+        self.url = url
+        self.interval = interval
+        self.timeout = timeout
+        self._before: dict[Series, float] | None = None
+        self._samples: list[dict[Series, float]] = []
+        self._error: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
 
     def _try(self) -> dict[Series, float] | None:
         if self.url is None:
