@@ -40,20 +40,13 @@ def _flag_type(parse: Callable[[str], Any]) -> Callable[[str], Any]:
     return convert
 
 
-def _ints(flag: str) -> Callable[[str], Any]:
-    def parse(text: str) -> list[int]:
+def _numbers(flag: str, kind: type) -> Callable[[str], Any]:
+    """``1,2,4`` for a list flag: every value of ``kind`` and > 0."""
+
+    def parse(text: str) -> list[Any]:
         from triton_llm.bench.load import parse_positive_list
 
-        return parse_positive_list(text, flag=flag, kind=int)
-
-    return _flag_type(parse)
-
-
-def _floats(flag: str) -> Callable[[str], Any]:
-    def parse(text: str) -> list[float]:
-        from triton_llm.bench.load import parse_positive_list
-
-        return parse_positive_list(text, flag=flag, kind=float)
+        return parse_positive_list(text, flag=flag, kind=kind)
 
     return _flag_type(parse)
 
@@ -123,13 +116,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     load = p.add_mutually_exclusive_group()
     load.add_argument(
         "--concurrency",
-        type=_ints("--concurrency"),
+        type=_numbers("--concurrency", int),
         metavar="N[,N...]",
         help="closed-loop steps: requests kept in flight (default 1)",
     )
     load.add_argument(
         "--request-rate",
-        type=_floats("--request-rate"),
+        type=_numbers("--request-rate", float),
         metavar="R[,R...]",
         help="open-loop steps: Poisson arrivals per second",
     )
