@@ -8,7 +8,6 @@ an override is an error that names the field. Model-dependent rules (tp divides 
 
 from __future__ import annotations
 
-import importlib.resources
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from triton_llm._package_data import RECIPES, data_dir
 from triton_llm.errors import NotFoundError, RecipeError, RecipeErrors
 
 QuantFormat = Literal["none", "fp8", "int8_sq", "int4_awq", "w4a8_awq", "int8_wo", "int4_wo", "nvfp4"]
@@ -175,9 +175,8 @@ _SET_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\[\d+\])?(\.[A-Za-z_][A-Za-z0-9_
 
 
 def builtin_engines_dir() -> Path:
-    """The ``engines/`` folder shipped with the project (next to the package in a checkout)."""
-    here = Path(str(importlib.resources.files("triton_llm"))).parent / "engines"
-    return here
+    """The recipes of the top-level ``engines/`` folder, shipped as package data (``triton_llm.recipes``)."""
+    return data_dir(RECIPES)
 
 
 def recipe_search_path(extra: Path | None = None) -> list[Path]:

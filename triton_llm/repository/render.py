@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from triton_llm._package_data import TEMPLATES, data_dir
 from triton_llm.engine.recipe import Serving
 from triton_llm.errors import ConfigError, IncompatibleError, NotFoundError
 
@@ -31,8 +32,8 @@ _PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 def template_dir() -> Path:
-    """The ``model_repository/`` templates shipped next to the package."""
-    return Path(__file__).resolve().parents[2] / "model_repository"
+    """The ``model_repository/`` templates, shipped as package data (``triton_llm.model_repository``)."""
+    return data_dir(TEMPLATES)
 
 
 def _b(value: bool) -> str:
