@@ -243,7 +243,7 @@ def test_hpa_scales_the_leaderworkerset_on_the_recorded_ratio(render_ci) -> None
     assert hpa["spec"]["scaleTargetRef"] == {
         "apiVersion": "leaderworkerset.x-k8s.io/v1",
         "kind": "LeaderWorkerSet",
-        "name": FULLNAME,
+        "name": f"{FULLNAME}-lws",
     }
     rule = r.one("PrometheusRule")["spec"]["groups"][0]["rules"][0]
     assert "nv_inference_queue_duration_us" in rule["expr"]

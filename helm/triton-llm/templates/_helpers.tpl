@@ -151,6 +151,16 @@ Usage: ipam: {{ include "triton-llm.ipam" . | quote }}
 {{- end }}
 
 {{/*
+Name of the LeaderWorkerSet: <fullname>-lws. It must differ from every Service of the chart: the LWS
+controller creates its headless Service under the LWS's name only when no Service has that name
+(CreateHeadlessServiceIfNotExists), and pods resolve each other only through that headless Service.
+Usage: {{ include "triton-llm.lwsName" . }}
+*/}}
+{{- define "triton-llm.lwsName" -}}
+{{- printf "%s-lws" (include "triton-llm.fullname" .) }}
+{{- end }}
+
+{{/*
 Name of the headless Service (StatefulSet mode).
 Usage: {{ include "triton-llm.headlessName" . }}
 */}}
