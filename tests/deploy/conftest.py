@@ -89,8 +89,14 @@ class Group:
         return self.pods[0]
 
     def leader_log(self, tail: int = 60) -> str:
-        text = self.twin.logs(self.leader.containers["triton"])
-        return "\n".join(text.splitlines()[-tail:])
+        """The leader's last lines, then every other container's state and last lines."""
+        parts = []
+        for running in self.pods:
+            for name, container in running.containers.items():
+                status, code = self.twin.state(container)
+                lines = self.twin.logs(container).splitlines()[-(tail if running is self.leader else 15) :]
+                parts.append(f"--- {running.pod.name}/{name}: {status} (exit {code})\n" + "\n".join(lines))
+        return "\n".join(parts)
 
 
 def _start_store(twin: Twin, cpu_image: str, root: Path) -> Store:
