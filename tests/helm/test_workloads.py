@@ -102,8 +102,15 @@ def test_workers_run_the_rank_agent_and_the_leader_the_launcher(render_ci) -> No
     assert argv[:2] == ["triton-llm", "launch"] and "--lws" in argv
     assert _flag(argv, "--agent") == "kubectl" and _flag(argv, "--container") == "rank-agent"
     ssh_worker = container(pod_specs(render_ci("lws-roce-values.yaml"))["worker"])["command"]
-    assert ssh_worker[:2] == ["sh", "-c"]
-    assert "exec triton-llm agent ssh --port 2222 --authorized-keys" in ssh_worker[2]
+    assert ssh_worker == [
+        "triton-llm",
+        "agent",
+        "ssh",
+        "--port",
+        "2222",
+        "--private-key",
+        "/etc/triton-llm/ssh/ssh-privatekey",
+    ]
 
 
 # --- network -----------------------------------------------------------------------------------

@@ -295,8 +295,9 @@ Usage: {{ if include "triton-llm.runsAsRoot" . }}...{{ end }}
 {{/*
 Command of the serving container for a role: leader (LWS or StatefulSet mode), worker, or single
 (Deployment). The leader runs the project's launcher and workers its rank agent: no launch logic lives here.
-The ssh worker derives the group's public key from the mounted private key (the Secret only holds the
-private half, which helm can generate) and hands it to `triton-llm agent ssh --authorized-keys`.
+The ssh worker authorizes the public half of the mounted private key (`triton-llm agent ssh --private-key`);
+the launcher and the agent both use a private copy when OpenSSH would refuse the mounted file (a root-owned
+Secret made group-readable by fsGroup is refused for root).
 Usage: command: {{- include "triton-llm.command" (dict "root" $ "role" "leader") | trim | nindent 12 }}
 */}}
 {{- define "triton-llm.command" -}}
@@ -307,8 +308,7 @@ Usage: command: {{- include "triton-llm.command" (dict "root" $ "role" "leader")
 {{- $args := list }}
 {{- if eq .role "worker" }}
 {{- if eq $v.launcher.agent "ssh" }}
-{{- $pub := "/tmp/group-key.pub" }}
-{{- $args = list "sh" "-c" (printf "ssh-keygen -y -f %s > %s && exec triton-llm agent ssh --port %d --authorized-keys %s" $key $pub (int $v.launcher.ssh.port) $pub) }}
+{{- $args = list "triton-llm" "agent" "ssh" "--port" (toString $v.launcher.ssh.port) "--private-key" $key }}
 {{- else }}
 {{- $args = list "triton-llm" "agent" "wait" }}
 {{- end }}
