@@ -30,13 +30,17 @@ def test_a_group_readable_key_of_this_user_is_copied_privately_and_openssh_accep
 ) -> None:
     key = _key(tmp_path, 0o440)
     # the real OpenSSH refuses the mounted file for its owner ...
-    refused = subprocess.run(["ssh-keygen", "-y", "-f", str(key)], capture_output=True, text=True, check=False)
+    refused = subprocess.run(
+        ["ssh-keygen", "-y", "-f", str(key)], capture_output=True, text=True, check=False
+    )
     assert refused.returncode != 0 and "bad permissions" in refused.stderr.lower()
     # ... and accepts the launcher's copy
     usable = usable_private_key(key, private_dir=tmp_path / "private")
     assert usable != key and (usable.stat().st_mode & 0o777) == 0o600
     assert (usable.parent.stat().st_mode & 0o777) == 0o700
-    derived = subprocess.run(["ssh-keygen", "-y", "-f", str(usable)], capture_output=True, text=True, check=False)
+    derived = subprocess.run(
+        ["ssh-keygen", "-y", "-f", str(usable)], capture_output=True, text=True, check=False
+    )
     assert derived.returncode == 0 and derived.stdout == (tmp_path / "ssh-privatekey.pub").read_text()
     assert usable_private_key(key, private_dir=tmp_path / "private") == usable  # same path again
 

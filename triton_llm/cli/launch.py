@@ -31,7 +31,7 @@ AGENT_EXAMPLES = """examples:
   triton-llm agent kubectl-exec trt-0-1.trt.llm hostname     run `hostname` in pod trt-0-1 (namespace llm)
   triton-llm agent wait                                      keep a worker pod alive (kubectl mode)
   triton-llm agent ssh --port 2222 --authorized-keys /etc/ssh-key/id.pub   run sshd (ssh mode)
-  triton-llm agent ssh --port 2222 --private-key /etc/ssh-key/ssh-privatekey   authorize that key's public half
+  triton-llm agent ssh --port 2222 --private-key /etc/ssh-key/ssh-privatekey   (its public half may log in)
 """
 
 _KEY = re.compile(r"^[0-9a-f]{12,64}$")
