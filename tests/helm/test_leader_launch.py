@@ -87,6 +87,7 @@ def test_lws_leader_plan_spans_every_pod_of_its_group(
             "gpusPerNode": str(gpus_per_node),
             "replicas": str(replicas),
             "network.nccl.socketIfname": iface,  # the launcher checks the interface exists on this host
+            "launcher.ssh.existingSecret": "group-ssh",
         },
     )
     lws = rendered.one("LeaderWorkerSet")

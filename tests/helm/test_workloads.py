@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import subprocess
 
 import pytest
@@ -144,8 +143,10 @@ def test_nccl_env_is_derived_from_the_network_type(render_ci) -> None:
         return {e["name"]: e["value"] for e in c["env"] if "value" in e}
 
     roce = env("lws-roce-values.yaml")
-    assert roce["NCCL_SOCKET_IFNAME"] == "net1" and roce["NCCL_IB_HCA"] == "mlx5"
-    assert roce["NCCL_IB_GID_INDEX"] == "3" and roce["UCX_NET_DEVICES"] == "mlx5_0:1"
+    assert roce["NCCL_SOCKET_IFNAME"] == "net1" and roce["UCX_NET_DEVICES"] == "mlx5_0:1"
+    # macvlan pods have GIDs of their own and "mlx5" matches every HCA: NCCL chooses unless the user sets them
+    assert not {"NCCL_IB_HCA", "NCCL_IB_GID_INDEX", "NCCL_IB_DISABLE"} & set(roce)
+    assert env("statefulset-values.yaml")["NCCL_IB_GID_INDEX"] == "3"  # set by the user
     assert roce["NCCL_DEBUG"] == "INFO"
     ib = env("ipoib-values.yaml")
     assert ib["NCCL_IB_HCA"] == "mlx5_0,mlx5_1,mlx5_2,mlx5_3" and "NCCL_IB_GID_INDEX" not in ib
@@ -160,6 +161,8 @@ def test_no_nic_cluster_policy_unless_enabled(render_ci) -> None:
     policy = render_ci("autoscaling-values.yaml").one("NicClusterPolicy")
     assert policy["metadata"]["name"] == "nic-cluster-policy"
     assert "rdma_shared_device_a" in policy["spec"]["rdmaSharedDevicePlugin"]["config"]
+    # cluster-wide: uninstalling one release must not take the RDMA device plugin off every node
+    assert policy["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
 
 
 # --- GPUs, engines, credentials ----------------------------------------------------------------
@@ -244,7 +247,7 @@ def test_only_the_leader_is_probed_on_triton_health_endpoints(render_ci) -> None
     assert not {"readinessProbe", "livenessProbe", "startupProbe"} & set(worker)
 
 
-def test_hpa_scales_the_leaderworkerset_on_the_recorded_ratio(render_ci) -> None:
+def test_hpa_scales_the_leaderworkerset_on_the_waiting_requests(render_ci) -> None:
     r = render_ci("autoscaling-values.yaml")
     hpa = r.one("HorizontalPodAutoscaler")
     assert hpa["spec"]["scaleTargetRef"] == {
@@ -253,9 +256,13 @@ def test_hpa_scales_the_leaderworkerset_on_the_recorded_ratio(render_ci) -> None
         "name": f"{FULLNAME}-lws",
     }
     rule = r.one("PrometheusRule")["spec"]["groups"][0]["rules"][0]
-    assert "nv_inference_queue_duration_us" in rule["expr"]
-    assert "nv_inference_compute_infer_duration_us" in rule["expr"]
-    assert hpa["spec"]["metrics"][0]["pods"]["metric"]["name"] == "triton_llm_queue_to_compute_ratio"
+    # the in-flight batcher queues inside the executor: its waiting gauge is the backlog (not Triton's queue)
+    assert rule["record"] == "triton_llm:waiting_requests:avg2m"
+    assert 'nv_trt_llm_request_metrics{namespace="serving", pod=~"rel-triton-llm-.*"' in rule["expr"]
+    assert 'model="tensorrt_llm", request_type="waiting"}' in rule["expr"]
+    assert "nv_inference_queue_duration_us" not in rule["expr"]
+    assert hpa["spec"]["metrics"][0]["pods"]["metric"]["name"] == "triton_llm_waiting_requests"
+    assert hpa["spec"]["metrics"][0]["pods"]["target"] == {"type": "AverageValue", "averageValue": "4"}
     # the HPA owns the group count: helm upgrades must not reset it
     assert "replicas" not in r.one("LeaderWorkerSet")["spec"]
 
@@ -274,14 +281,16 @@ def test_renders_no_pdb_when_one_group_exists(render_ci) -> None:
     assert pdb["spec"]["maxUnavailable"] == 1
 
 
-def test_workers_accept_traffic_only_from_their_own_group(render_ci) -> None:
+def test_serving_pods_accept_traffic_only_from_serving_pods_of_the_release(render_ci) -> None:
     r = render_ci("lws-roce-values.yaml")
-    group_policies = [p for p in r.of_kind("NetworkPolicy") if "-group-" in p["metadata"]["name"]]
-    assert len(group_policies) == 2  # one per group (replicas: 2)
-    for i, policy in enumerate(group_policies):
-        own = policy["spec"]["podSelector"]["matchLabels"]
-        assert own["leaderworkerset.sigs.k8s.io/group-index"] == str(i)
-        assert [peer["podSelector"]["matchLabels"] for peer in policy["spec"]["ingress"][0]["from"]] == [own]
+    (policy,) = [p for p in r.of_kind("NetworkPolicy") if p["metadata"]["name"].endswith("-group")]
+    own = policy["spec"]["podSelector"]["matchLabels"]
+    assert own == {
+        "app.kubernetes.io/name": "triton-llm",
+        "app.kubernetes.io/instance": "rel",
+        "triton-llm/serving": "true",
+    }
+    assert [peer["podSelector"]["matchLabels"] for peer in policy["spec"]["ingress"][0]["from"]] == [own]
 
 
 def test_clients_reach_only_the_leaders_serving_ports(render_ci) -> None:
@@ -307,7 +316,7 @@ def test_kubectl_agent_gets_the_smallest_rbac_and_ssh_agent_none(render_ci) -> N
     assert pods["leader"]["spec"]["automountServiceAccountToken"] is True
     assert pods["worker"]["spec"]["automountServiceAccountToken"] is False
     ssh = render_ci("lws-roce-values.yaml")
-    assert not ssh.of_kind("Role") and ssh.one("Secret")["type"] == "kubernetes.io/ssh-auth"
+    assert not ssh.of_kind("Role") and not ssh.of_kind("Secret")  # the user's Secret holds the key
 
 
 def test_pods_run_non_root_with_read_only_root_when_the_agent_allows(render_ci) -> None:
@@ -345,10 +354,14 @@ def test_every_object_carries_the_standard_labels(render_ci) -> None:
         assert labels["app.kubernetes.io/instance"] == RELEASE
 
 
-def test_the_ssh_key_is_generated_once_per_render_and_is_a_private_key(helm, base_values) -> None:
-    r = helm_template(helm, set_values={**base_values, "parallelism.tp": "16"})
-    pem = base64.b64decode(r.one("Secret")["data"]["ssh-privatekey"]).decode()
-    assert pem.startswith("-----BEGIN EC PRIVATE KEY-----")
+def test_the_ssh_key_comes_from_the_users_secret_and_renders_are_stable(helm, base_values) -> None:
+    values = {**base_values, "parallelism.tp": "16", "launcher.ssh.existingSecret": "group-ssh"}
+    first, second = helm_template(helm, set_values=values), helm_template(helm, set_values=values)
+    assert first.objects == second.objects  # nothing generated at render time (GitOps diffs stay empty)
+    assert not first.of_kind("Secret")
+    for pod in pod_specs(first).values():
+        (volume,) = [v for v in pod["spec"]["volumes"] if v["name"] == "ssh-key"]
+        assert volume["secret"] == {"secretName": "group-ssh", "defaultMode": 0o400}
 
 
 def test_notes_state_the_derived_topology_and_how_to_test(helm) -> None:

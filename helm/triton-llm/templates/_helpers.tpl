@@ -126,11 +126,12 @@ Usage: serviceAccountName: {{ include "triton-llm.serviceAccountName" . }}
 {{- end }}
 
 {{/*
-Name of the Secret holding the ssh private key (generated or existing).
+Name of the Secret holding the group's ssh private key (launcher.ssh.existingSecret; validateValues requires
+it in ssh mode: the chart never generates the key, so every render, GitOps included, gives the same objects).
 Usage: secretName: {{ include "triton-llm.sshSecretName" . }}
 */}}
 {{- define "triton-llm.sshSecretName" -}}
-{{- default (printf "%s-ssh" (include "triton-llm.fullname" .)) .Values.launcher.ssh.existingSecret }}
+{{- .Values.launcher.ssh.existingSecret }}
 {{- end }}
 
 {{/*
@@ -184,17 +185,19 @@ Usage: {{- include "triton-llm.ncclEnv" . | trim | nindent 12 }}
 {{- define "triton-llm.ncclEnv" -}}
 {{- $net := .Values.network }}
 {{- $rdma := ne $net.type "none" }}
-{{- $hca := $net.nccl.ibHca | default (ternary "mlx5" "" $rdma) }}
+{{- /* No HCA or GID default: "mlx5" is a prefix that matches every HCA, and RoCE GIDs differ per pod
+      (macvlan), so NCCL picks them unless the user names them. */}}
+{{- $hca := $net.nccl.ibHca }}
 {{- $ifname := $net.nccl.socketIfname | default (ternary "net1" "eth0" $rdma) }}
-{{- $gid := toString $net.nccl.ibGidIndex | default (ternary "3" "" (eq $net.type "macvlan")) }}
+{{- $gid := toString $net.nccl.ibGidIndex }}
 - name: NCCL_DEBUG
   value: {{ $net.nccl.debug | quote }}
 - name: NCCL_SOCKET_IFNAME
   value: {{ $ifname | quote }}
-{{- if $rdma }}
+{{- if and $rdma $hca }}
 - name: NCCL_IB_HCA
   value: {{ $hca | quote }}
-{{- else }}
+{{- else if not $rdma }}
 - name: NCCL_IB_DISABLE
   value: "1"
 {{- end }}
@@ -209,7 +212,7 @@ Usage: {{- include "triton-llm.ncclEnv" . | trim | nindent 12 }}
 {{- /* The launcher forwards its transport settings to every rank (mpirun -x), remote ones included. */}}
 - name: TRITON_LLM_TRANSPORT__NCCL_SOCKET_IFNAME
   value: {{ $ifname | quote }}
-{{- if $rdma }}
+{{- if and $rdma $hca }}
 - name: TRITON_LLM_TRANSPORT__NCCL_IB_HCA
   value: {{ $hca | quote }}
 {{- end }}
@@ -656,6 +659,18 @@ Usage: {{- include "triton-llm.validateValues" . }}
 {{- $budget := mul (int $v.probes.startup.periodSeconds) (int $v.probes.startup.failureThreshold) }}
 {{- if and (gt $nodes 1) (le (int $budget) (int $v.launcher.joinTimeoutSeconds)) }}
 {{- $errs = append $errs (printf "probes.startup: budget periodSeconds*failureThreshold=%ds must exceed launcher.joinTimeoutSeconds=%ds plus the engine load time; raise probes.startup.failureThreshold" (int $budget) (int $v.launcher.joinTimeoutSeconds)) }}
+{{- end }}
+{{- range $kind := list "requests" "limits" }}
+{{- $set := index ($v.resources | default dict) $kind | default dict }}
+{{- if hasKey $set "nvidia.com/gpu" }}
+{{- $errs = append $errs (printf "resources.%s.nvidia.com/gpu: remove it; the chart gives every serving pod gpusPerNode=%d GPUs (and derives the pods per group from it), so set gpusPerNode instead" $kind $gpn) }}
+{{- end }}
+{{- if and (ne $v.network.type "none") (hasKey $set $v.network.rdmaResource.name) }}
+{{- $errs = append $errs (printf "resources.%s.%s: remove it; the chart requests network.rdmaResource.count of it, so set that instead" $kind $v.network.rdmaResource.name) }}
+{{- end }}
+{{- end }}
+{{- if and (include "triton-llm.sshMode" .) (not $v.launcher.ssh.existingSecret) }}
+{{- $errs = append $errs "launcher.ssh.existingSecret: the ssh agent needs the group's key in a Secret you create once (the chart does not generate it, so GitOps renders stay stable): ssh-keygen -t ed25519 -N '' -f group-key && kubectl create secret generic NAME --type=kubernetes.io/ssh-auth --from-file=ssh-privatekey=group-key, then set launcher.ssh.existingSecret=NAME (or use launcher.agent=kubectl)" }}
 {{- end }}
 {{- if and $v.engine.build.enabled (not $v.engine.build.recipe) }}
 {{- $errs = append $errs "engine.build.recipe: name the recipe the build Job builds (engines/<name>.yaml)" }}
