@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -249,9 +250,11 @@ def stop_group(group: Group) -> None:
 
 
 @pytest.fixture(scope="module")
-def group(cpu_image: str, helm: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Group]:
+def group(cpu_image: str, helm: Path) -> Iterator[Group]:
     """The chart's tp=3 LWS group running as podman pods; torn down afterwards."""
-    work = tmp_path_factory.mktemp("twin")
+    # Not under pytest's basetemp: another pytest session of the same user prunes old basetemps, and the
+    # pods' volumes must outlive the fixture's setup.
+    work = Path(tempfile.mkdtemp(prefix="triton-llm-twin-", dir="/var/tmp"))
     key_file = work / "group-key"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key_file)], check=True)
     twin: Twin | None = None
@@ -269,3 +272,4 @@ def group(cpu_image: str, helm: Path, tmp_path_factory: pytest.TempPathFactory) 
         if twin is not None:
             podman("pod", "rm", "-f", f"twin-{twin.run_id}-store", check=False)
             twin.close()
+        shutil.rmtree(work, ignore_errors=True)
