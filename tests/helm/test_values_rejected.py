@@ -67,6 +67,15 @@ BAD_VALUES = [
     ),
     ("build without recipe", {"engine.build.enabled": "true"}, "engine.build.recipe"),
     (
+        "build parallelism set twice",
+        {
+            "engine.build.enabled": "true",
+            "engine.build.recipe": "x",
+            "engine.build.set": "{parallelism.tp=4}",
+        },
+        'engine.build.set: "parallelism.tp=4" sets parallelism; set parallelism.tp/pp at the top level',
+    ),
+    (
         "ssh agent across pods without the key Secret",
         {"parallelism.tp": "16"},
         "launcher.ssh.existingSecret: the ssh agent needs the group's key in a Secret you create once",

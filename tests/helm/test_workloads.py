@@ -204,21 +204,22 @@ def test_store_credentials_come_only_from_secret_references(render_ci) -> None:
 def test_workload_identity_goes_on_the_service_account(render_ci) -> None:
     sa = render_ci("ipoib-values.yaml").one("ServiceAccount")
     assert sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].startswith("arn:aws:iam::")
-    pull = pod_specs(render_ci("ipoib-values.yaml"))["leader"]["spec"]["initContainers"][0]
+    pull = container(pod_specs(render_ci("ipoib-values.yaml"))["leader"], "engine-pull")
     assert not {e["name"] for e in pull["env"]} & {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
 
 
 def test_hostpath_cache_when_configured(render_ci) -> None:
-    vols = {v["name"]: v for v in pod_specs(render_ci("ipoib-values.yaml"))["leader"]["spec"]["volumes"]}
+    pod = pod_specs(render_ci("ipoib-values.yaml"))["leader"]
+    vols = {v["name"]: v for v in pod["spec"]["volumes"]}
     assert vols["engine-cache"]["hostPath"]["path"] == "/mnt/nvme/triton-llm"
 
 
 def test_engine_build_job_builds_the_recipe_on_a_gpu(render_ci) -> None:
     job = render_ci("autoscaling-values.yaml").one("Job")
     c = job["spec"]["template"]["spec"]["containers"][0]
-    assert c["command"][:4] == ["triton-llm", "engine", "build", "llama-3.1-70b-instruct"]
+    assert c["command"][4:8] == ["triton-llm", "engine", "build", "llama-3.1-70b-instruct"]  # after sh -c
     assert _flag(c["command"], "--backend") == "trtllm"
-    assert _flag(c["command"], "--set") == "build.max_batch_size=64"
+    assert c["command"][-2:] == ["--set", "build.max_batch_size=64"]
     assert c["resources"]["limits"]["nvidia.com/gpu"] == 1
     assert not render_ci("lws-roce-values.yaml").of_kind("Job")
 

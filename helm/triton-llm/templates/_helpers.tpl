@@ -337,6 +337,41 @@ Usage: command: {{- include "triton-llm.command" (dict "root" $ "role" "leader")
 {{- end }}
 
 {{/*
+Command of the engine-pull init container: `triton-llm engine pull KEY`. With engine.build.enabled it first
+waits, inside this one container run, until the build Job has published the key (engine.build.waitTimeoutSeconds):
+a failed init container is restarted by the kubelet, and LWS counts any container restart as a group restart
+(RecreateGroupOnPodRestart), so a pod must not fail its way through the wait.
+Usage: command: {{- include "triton-llm.pullCommand" . | trim | nindent 8 }}
+*/}}
+{{- define "triton-llm.pullCommand" -}}
+{{- $v := .Values }}
+{{- $pull := list "triton-llm" "engine" "pull" $v.engine.key "--dest" (include "triton-llm.engineDir" .) "--store" $v.engine.store }}
+{{- if $v.engine.build.enabled }}
+{{- $wait := printf "deadline=$(( $(date +%%s) + %d )); until triton-llm engine show \"$3\" --store \"$7\" >/dev/null; do [ \"$(date +%%s)\" -lt \"$deadline\" ] || { echo \"engine $3 is not in $7 after %ds: check the engine-build Job (kubectl logs job/%s-engine-build)\" >&2; exit 1; }; echo \"waiting for the engine-build Job to publish $3\"; sleep 30; done; exec \"$0\" \"$@\"" (int $v.engine.build.waitTimeoutSeconds) (int $v.engine.build.waitTimeoutSeconds) (include "triton-llm.fullname" .) }}
+{{- toYaml (concat (list "sh" "-c" $wait) $pull) }}
+{{- else }}
+{{- toYaml $pull }}
+{{- end }}
+{{- end }}
+
+{{/*
+The serving command, guarded when RDMA needs locked memory that a non-root pod cannot get by capability:
+with a secondary RDMA network and non-root pods, it first checks that RLIMIT_MEMLOCK is unlimited (what the
+container runtime gives the pod; IPC_LOCK is only effective for root) and fails with the fix instead of
+letting NCCL's memory registration fail later. Otherwise the command as given.
+Usage: command: {{- include "triton-llm.memlockGuard" (dict "root" $ "command" $argv) | trim | nindent 8 }}
+*/}}
+{{- define "triton-llm.memlockGuard" -}}
+{{- $v := .root.Values }}
+{{- if and (ne $v.network.type "none") (not (include "triton-llm.runsAsRoot" .root)) }}
+{{- $check := "limit=$(ulimit -l); [ \"$limit\" = unlimited ] || { echo \"RLIMIT_MEMLOCK is $limit KiB in this pod, but RDMA needs it unlimited and a non-root pod cannot raise it (IPC_LOCK is effective only for root): set the container runtime's memlock limit to unlimited (containerd: LimitMEMLOCK=infinity), or podSecurity.runAsRoot=true\" >&2; exit 1; }; exec \"$0\" \"$@\"" }}
+{{- toYaml (concat (list "sh" "-c" $check) .command) }}
+{{- else }}
+{{- toYaml .command }}
+{{- end }}
+{{- end }}
+
+{{/*
 Directory the init container pulls the engine into: the cache entry `triton-llm repo render KEY` restores
 to (<cache>/entries/engine/<key>), so the render finds it verified in place and downloads nothing twice.
 Usage: {{ include "triton-llm.engineDir" . }}
@@ -346,7 +381,8 @@ Usage: {{ include "triton-llm.engineDir" . }}
 {{- end }}
 
 {{/*
-Extended resources of a serving pod: gpusPerNode GPUs and the RDMA resource; identical on every rank.
+Resources of a serving container: the user's resources plus gpusPerNode GPUs, the RDMA resource and (emptyDir
+cache) an ephemeral-storage request for the engine; identical on every rank.
 Usage: resources: {{- include "triton-llm.resources" . | trim | nindent 12 }}
 */}}
 {{- define "triton-llm.resources" -}}
@@ -356,19 +392,28 @@ Usage: resources: {{- include "triton-llm.resources" . | trim | nindent 12 }}
 {{- end }}
 {{- $req := merge (deepCopy (.Values.resources.requests | default dict)) $extra }}
 {{- $lim := merge (deepCopy (.Values.resources.limits | default dict)) $extra }}
+{{- $cache := .Values.engine.cache }}
+{{- if and (eq $cache.type "emptyDir") (not (hasKey $req "ephemeral-storage")) }}
+{{- /* The engine cache emptyDir counts against the pod's ephemeral storage: request it so the scheduler
+      only picks nodes with room for the whole engine. */}}
+{{- $_ := set $req "ephemeral-storage" (toString ($cache.ephemeralStorageRequest | default $cache.sizeLimit)) }}
+{{- end }}
 {{- toYaml (dict "requests" $req "limits" $lim) }}
 {{- end }}
 
 {{/*
 Container securityContext for a container kind:
 - init: the engine pull and render always run non-root with a read-only root filesystem;
-- serving: every capability dropped except IPC_LOCK (RDMA and NCCL pin memory); read-only root unless the
-  ssh agent is used (its ~/.ssh and host keys live on the root filesystem);
+- serving: every capability dropped; IPC_LOCK added back when the pod runs as root (RDMA and NCCL pin
+  memory). A non-root process gets no effective capabilities from the container's add list, so IPC_LOCK would
+  be inert there: non-root RDMA pods check RLIMIT_MEMLOCK instead (triton-llm.memlockGuard). Read-only root
+  unless the ssh agent is used (its ~/.ssh and host keys live on the root filesystem);
 - sshWorker: serving plus what sshd's privilege separation needs (SETUID, SETGID, SYS_CHROOT, AUDIT_WRITE).
 Usage: securityContext: {{- include "triton-llm.containerSecurity" (dict "root" $ "kind" "init") | trim | nindent 12 }}
 */}}
 {{- define "triton-llm.containerSecurity" -}}
 {{- $ssh := eq (include "triton-llm.sshMode" .root) "true" }}
+{{- $root := eq (include "triton-llm.runsAsRoot" .root) "true" }}
 allowPrivilegeEscalation: false
 readOnlyRootFilesystem: {{ or (eq .kind "init") (eq .kind "test") (not $ssh) }}
 {{- if or (eq .kind "init") (eq .kind "test") }}
@@ -378,7 +423,7 @@ runAsGroup: {{ .root.Values.podSecurity.runAsGroup }}
 {{- end }}
 capabilities:
   drop: [ALL]
-  {{- if eq .kind "serving" }}
+  {{- if and (eq .kind "serving") $root }}
   add: [IPC_LOCK]
   {{- else if eq .kind "sshWorker" }}
   add: [IPC_LOCK, SETUID, SETGID, SYS_CHROOT, AUDIT_WRITE]
@@ -484,7 +529,7 @@ spec:
       image: {{ include "triton-llm.image" $root }}
       imagePullPolicy: {{ $v.image.pullPolicy }}
       command:
-        {{- toYaml (list "triton-llm" "engine" "pull" $key "--dest" (include "triton-llm.engineDir" $root) "--store" $v.engine.store) | nindent 8 }}
+        {{- include "triton-llm.pullCommand" $root | trim | nindent 8 }}
       env:
         {{- include "triton-llm.commonEnv" (dict "root" $root "serving" false) | trim | nindent 8 }}
         {{- include "triton-llm.storeEnv" $root | trim | nindent 8 }}
@@ -518,7 +563,7 @@ spec:
       image: {{ include "triton-llm.image" $root }}
       imagePullPolicy: {{ $v.image.pullPolicy }}
       command:
-        {{- include "triton-llm.command" (dict "root" $root "role" $role) | trim | nindent 8 }}
+        {{- include "triton-llm.memlockGuard" (dict "root" $root "command" (include "triton-llm.command" (dict "root" $root "role" $role) | fromYamlArray)) | trim | nindent 8 }}
       env:
         {{- include "triton-llm.commonEnv" (dict "root" $root "serving" true) | trim | nindent 8 }}
         {{- include "triton-llm.ncclEnv" $root | trim | nindent 8 }}
@@ -671,6 +716,11 @@ Usage: {{- include "triton-llm.validateValues" . }}
 {{- end }}
 {{- if and (include "triton-llm.sshMode" .) (not $v.launcher.ssh.existingSecret) }}
 {{- $errs = append $errs "launcher.ssh.existingSecret: the ssh agent needs the group's key in a Secret you create once (the chart does not generate it, so GitOps renders stay stable): ssh-keygen -t ed25519 -N '' -f group-key && kubectl create secret generic NAME --type=kubernetes.io/ssh-auth --from-file=ssh-privatekey=group-key, then set launcher.ssh.existingSecret=NAME (or use launcher.agent=kubectl)" }}
+{{- end }}
+{{- range $v.engine.build.set }}
+{{- if hasPrefix "parallelism." . }}
+{{- $errs = append $errs (printf "engine.build.set: %q sets parallelism; set parallelism.tp/pp at the top level (the Job passes them, and the serving pods use them too)" .) }}
+{{- end }}
 {{- end }}
 {{- if and $v.engine.build.enabled (not $v.engine.build.recipe) }}
 {{- $errs = append $errs "engine.build.recipe: name the recipe the build Job builds (engines/<name>.yaml)" }}
