@@ -241,6 +241,10 @@ def run_launch(args: argparse.Namespace) -> int:
             raise
         root = Path("/opt/tritonserver")
         install = TritonInstall(binary=root / "bin/tritonserver", backend_dir=root / "backends", root=root)
+    import shutil
+
+    # Absolute: Open MPI then starts the remote orted under the same prefix (see build_mpi_command).
+    mpirun = shutil.which("mpirun") or "mpirun"
     plan = plan_triton_group(
         install,
         model_repo=args.model_repo.absolute(),
@@ -257,6 +261,7 @@ def run_launch(args: argparse.Namespace) -> int:
         log_verbose=args.log_verbose,
         is_root=os.geteuid() == 0,
         local_cpus=os.cpu_count(),
+        mpirun=mpirun,
     )
     if args.dry_run:
         print(plan.render())
