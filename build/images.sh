@@ -55,6 +55,9 @@ build_cpu() {
     -v "$WHEELS:/wheels:ro" \
     "${args[@]}" -f "$ctx/build/Dockerfile.cpu" -t "$ref" "$ctx" >&2
   log "built $ref in $((SECONDS - started)) s"
+  # Older builds of this repository are 2 GB each: drop those no container uses (podman refuses the others).
+  podman images --format '{{.Repository}}:{{.Tag}}' "$CPU_REPO" | grep -vxF "$ref" \
+    | xargs -r podman image rm >/dev/null 2>&1 || true
   echo "$ref"
 }
 

@@ -8,11 +8,11 @@ hostnames resolve (aardvark-dns answers for container and pod names). Then, as t
 - volumes: ``emptyDir`` is a fresh 0777 directory (``medium: Memory`` under /dev/shm); ``secret`` is
   written in the AtomicWriter layout (files are symlinks through ``..data`` to a timestamped directory;
   pkg/volume/util/atomic_writer.go) with ``defaultMode``, and mounted read-only; ``hostPath`` with
-  ``DirectoryOrCreate`` is created 0755 root:root under the twin's node directory
-  (pkg/volume/hostpath/host_path.go). With ``fsGroup`` every volume that supports ownership management
-  (emptyDir, secret) is chowned to the group, files get ``g+r`` (read-only volumes, ``roMask`` 0440)
-  or ``g+rw`` (``rwMask`` 0660) and directories ``g+rwx`` plus setgid (pkg/volume/volume_linux.go
-  ``SetVolumeOwnership``); hostPath is left alone.
+  ``DirectoryOrCreate`` is created 0755 root:root under the directory of the pod's node
+  (pkg/volume/hostpath/host_path.go) and outlives the pod. With ``fsGroup`` every volume that
+  supports ownership management (emptyDir, secret) is chowned to the group, files get ``g+r``
+  (read-only volumes, ``roMask`` 0440) or ``g+rw`` (``rwMask`` 0660) and directories ``g+rwx`` plus
+  setgid (pkg/volume/volume_linux.go ``SetVolumeOwnership``); hostPath is left alone.
 - init containers run one after another to completion, each must exit 0; then the main containers start.
 - securityContext: runAsUser/runAsGroup (container over pod), fsGroup and supplementalGroups as
   supplementary groups, capabilities drop/add, allowPrivilegeEscalation=false as no-new-privileges,
@@ -116,7 +116,7 @@ class Twin:
         for item in items:
             (where / item["path"]).symlink_to(f"..data/{item['path']}")
 
-    def _volumes(self, pod: Pod, base: Path, fs_group: int | None) -> dict[str, tuple[Path, bool]]:
+    def _volumes(self, pod: Pod, base: Path, fs_group: int | None, node: str) -> dict[str, tuple[Path, bool]]:
         """Host directory of each volume, and whether it is mounted read-only."""
         out: dict[str, tuple[Path, bool]] = {}
         for vol in pod.spec.get("volumes", []):
@@ -134,7 +134,7 @@ class Twin:
                 self._owned_by_fs_group(where, fs_group, read_only=True)
                 out[name] = (where, True)
             elif "hostPath" in vol:
-                where = self.root / "node" / vol["hostPath"]["path"].lstrip("/")
+                where = self.root / "nodes" / node / vol["hostPath"]["path"].lstrip("/")
                 if vol["hostPath"].get("type") == "DirectoryOrCreate" and not where.exists():
                     where.mkdir(parents=True, mode=0o755)
                     os.chown(where, 0, 0)
@@ -180,9 +180,18 @@ class Twin:
         return [*args, image, *c.get("args", [])]
 
     def start_pod(
-        self, pod: Pod, *, publish: Sequence[str] = (), init_timeout: float = 600, log_dir: Path
+        self,
+        pod: Pod,
+        *,
+        node: str | None = None,
+        publish: Sequence[str] = (),
+        init_timeout: float = 600,
+        log_dir: Path,
     ) -> RunningPod:
         """Create the pod's sandbox and volumes, run its init containers in order, start its containers.
+
+        ``node`` names the node the pod is placed on (default: its own): hostPath volumes live under the
+        node's directory, so a pod recreated on the same node finds what the previous one left there.
 
         Raises:
             RuntimeError: an init container exited non-zero (its log is in the message).
@@ -192,7 +201,7 @@ class Twin:
         base = self.root / sandbox
         base.mkdir(parents=True)
         fs_group = (pod.spec.get("securityContext") or {}).get("fsGroup")
-        volumes = self._volumes(pod, base, fs_group)
+        volumes = self._volumes(pod, base, fs_group, node or pod.name)
         create = ["pod", "create", "--name", sandbox, "--hostname", pod.hostname or pod.name]
         create += ["--network", self.network, "--dns-option", "ndots:5"]
         for domain in search_domains(pod.namespace):
@@ -202,7 +211,9 @@ class Twin:
         for spec in publish:
             create += ["--publish", spec]
         podman(*create)
-        running = RunningPod(pod=pod, sandbox=sandbox, volume_dirs=[v for v, _ in volumes.values()])
+        node_dirs = self.root / "nodes"
+        pod_dirs = [v for v, _ in volumes.values() if node_dirs not in v.parents]  # hostPath outlives the pod
+        running = RunningPod(pod=pod, sandbox=sandbox, volume_dirs=pod_dirs)
         self.pods.append(running)
         podman("pod", "start", sandbox)
         log_dir.mkdir(parents=True, exist_ok=True)

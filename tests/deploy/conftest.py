@@ -162,7 +162,8 @@ def twin_values(image: str, key: str) -> dict[str, Any]:
             "region": "us-east-1",
             "gpuProduct": "",
             "credentials": {"secretName": CREDENTIALS_SECRET},
-            "cache": {"sizeLimit": "8Gi"},
+            # hostPath: the engine is pulled once per node; the recreated group verifies it in place.
+            "cache": {"type": "hostPath", "hostPath": "/var/lib/triton-llm/cache"},
         },
         "parallelism": {"tp": TP, "pp": 1},
         "gpusPerNode": 1,
@@ -229,9 +230,13 @@ def start_group(group: Group, *, timeout: float = 600) -> None:
     publish = {pods[0].name: [f"127.0.0.1:{group.http_port}:8000"]}
     attempt = group.logs / f"attempt{group.restarts}"
     with concurrent.futures.ThreadPoolExecutor(len(pods)) as pool:
+        # One pod per node, as topologySpreadKey and one GPU node per rank give; a recreated pod lands on
+        # the node its predecessor had, so a hostPath cache is reused there.
         futures = [
-            pool.submit(group.twin.start_pod, p, publish=publish.get(p.name, ()), log_dir=attempt)
-            for p in pods
+            pool.submit(
+                group.twin.start_pod, p, node=f"node-{i}", publish=publish.get(p.name, ()), log_dir=attempt
+            )
+            for i, p in enumerate(pods)
         ]
         group.pods = [f.result() for f in futures]
     deadline = time.monotonic() + timeout
