@@ -8,7 +8,6 @@ Nothing is skipped: a missing podman fails the run, as it must in CI.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -131,23 +130,50 @@ def _start_store(twin: Twin, cpu_image: str, root: Path) -> Store:
     return Store(host_endpoint=endpoint, root=root)
 
 
-def _publish_engine(store: Store, work: Path) -> str:
-    """Build smollm2-135m at tp=3 with the cpu backend on this host and publish it; its engine key."""
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TRITON_LLM_"))},
-        **s3_env(store.host_endpoint),
-        "AWS_ACCESS_KEY_ID": ACCESS_KEY,
-        "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
-        "XDG_CACHE_HOME": str(work / "cache"),
-        "HF_HUB_OFFLINE": "1",
-    }
-    argv = [str(Path(sys.executable).parent / "triton-llm"), "engine", "build", "smollm2-135m"]
-    argv += ["--set", f"parallelism.tp={TP}", "--backend", "cpu", "--store", STORE]
-    proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=1200, check=False)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
-    keys = [line.split()[1] for line in proc.stdout.splitlines() if line.startswith("engine")]
-    assert keys, proc.stdout
-    return keys[-1]
+def _publish_engine(store: Store, cache_dir: Path) -> str:
+    """smollm2-135m at tp=3, built with the cpu backend into the session's engine cache (the tp=3 group
+    tests share it), then published to the twin's S3 store; returns the engine key."""
+    from triton_llm.engine.pipeline import ensure_local_engine
+    from triton_llm.settings import load_settings
+    from triton_llm.store.entries import publish, read_manifest
+    from triton_llm.store.uri import open_store
+
+    nowhere = Path("/nonexistent")
+    local = load_settings({"cache_dir": str(cache_dir)}, environ={}, config_file=nowhere)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        engine = ensure_local_engine(
+            "smollm2-135m",
+            settings=local,
+            overrides=[f"parallelism.tp={TP}"],
+            backend="cpu",
+            say=lambda _: None,
+        )
+    assert engine.checkpoint_dir is not None  # a cpu engine serves its checkpoint
+    remote = load_settings(
+        {"cache_dir": str(cache_dir), "store": STORE, "s3_endpoint_url": store.host_endpoint},
+        environ={},
+        config_file=nowhere,
+    )
+    entries = (("checkpoint", engine.checkpoint_dir), ("engine", engine.engine_dir))
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in s3_env(store.host_endpoint).items():  # rclone's keys are the fixtures' keys
+            mp.setenv(name, value)
+        local_store = open_store(local.store_uri(), settings=local)
+        s3 = open_store(STORE, settings=remote)
+        for stage, folder in entries:
+            manifest = read_manifest(local_store, stage=stage, key=folder.name)
+            assert manifest is not None, f"{stage} {folder.name} is not in {local.store_uri()}"
+            publish(
+                s3,
+                folder,
+                stage=stage,
+                key=folder.name,
+                fingerprint_inputs=manifest.fingerprint_inputs,
+                versions=manifest.versions,
+                transfer=remote.transfer,
+            )
+    return engine.key
 
 
 def twin_values(image: str, key: str) -> dict[str, Any]:
@@ -255,7 +281,7 @@ def stop_group(group: Group) -> None:
 
 
 @pytest.fixture(scope="module")
-def group(cpu_image: str, helm: Path) -> Iterator[Group]:
+def group(cpu_image: str, helm: Path, cpu_engine_cache: Path) -> Iterator[Group]:
     """The chart's tp=3 LWS group running as podman pods; torn down afterwards."""
     # Not under pytest's basetemp: another pytest session of the same user prunes old basetemps, and the
     # pods' volumes must outlive the fixture's setup.
@@ -267,7 +293,7 @@ def group(cpu_image: str, helm: Path) -> Iterator[Group]:
         store_root = work / "s3"
         twin = Twin(image=cpu_image, root=work / "pods", secrets={})
         store = _start_store(twin, cpu_image, store_root)
-        key = _publish_engine(store, work)
+        key = _publish_engine(store, cpu_engine_cache)
         rendered = render(helm, twin_values(cpu_image, key), work)
         twin.secrets = cluster_secrets(rendered, key_file.read_text())
         grp = Group(twin=twin, rendered=rendered, pods=[], http_port=free_port(), logs=work / "logs", key=key)

@@ -12,12 +12,17 @@ import sys
 import time
 from typing import Any
 
+import pytest
+
 from tests.deploy._kube import Pod, assign_dns, search_domains
 from tests.deploy._twin import REPO_ROOT, podman
 from tests.deploy.conftest import MAX_TOKENS, PROMPT, Group, group_pods, start_group, stop_group
 from tests.helm._render import NAMESPACE
 
 CLIENT = REPO_ROOT / "clients" / "stream_grpc.py"
+# The first test also sets the group up: on a cold, shared 2-core machine the image build alone can take
+# 6+ minutes, then two engine builds, three engine pulls and the group's start.
+pytestmark = pytest.mark.timeout(2700)
 
 
 def _stream_through_service(group: Group) -> str:
