@@ -212,6 +212,24 @@ def test_hostpath_cache_when_configured(render_ci) -> None:
     pod = pod_specs(render_ci("ipoib-values.yaml"))["leader"]
     vols = {v["name"]: v for v in pod["spec"]["volumes"]}
     assert vols["engine-cache"]["hostPath"]["path"] == "/mnt/nvme/triton-llm"
+    # the kubelet creates a missing hostPath root-owned 0755 and fsGroup skips hostPath: the first init
+    # container hands the directory to the uid the pull and render run as
+    first = pod["spec"]["initContainers"][0]
+    assert first["name"] == "cache-owner"
+    assert first["command"] == [
+        "install",
+        "-d",
+        "-o",
+        "1000",
+        "-g",
+        "1000",
+        "-m",
+        "0775",
+        "/var/cache/triton-llm",
+    ]
+    assert first["securityContext"]["runAsUser"] == 0
+    assert first["securityContext"]["capabilities"] == {"drop": ["ALL"], "add": ["CHOWN", "FOWNER"]}
+    assert container(pod, "engine-pull")["securityContext"]["runAsUser"] == 1000
 
 
 def test_engine_build_job_builds_the_recipe_on_a_gpu(render_ci) -> None:

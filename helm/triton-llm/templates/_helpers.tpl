@@ -525,6 +525,26 @@ spec:
           {{- include "triton-llm.servingLabel" $root | nindent 10 }}
   {{- end }}
   initContainers:
+    {{- if eq $v.engine.cache.type "hostPath" }}
+    {{- /* The kubelet creates a missing hostPath (DirectoryOrCreate) root-owned 0755, and fsGroup does not
+          apply to hostPath, so the uid-1000 init containers could not write it: hand it to that uid first.
+          Root with only CHOWN and FOWNER, in this one container. */}}
+    - name: cache-owner
+      image: {{ include "triton-llm.image" $root }}
+      imagePullPolicy: {{ $v.image.pullPolicy }}
+      command:
+        {{- toYaml (list "install" "-d" "-o" (toString $v.podSecurity.runAsUser) "-g" (toString $v.podSecurity.runAsGroup) "-m" "0775" (include "triton-llm.path" (list "cache"))) | nindent 8 }}
+      resources:
+        {{- toYaml $v.initResources | nindent 8 }}
+      securityContext:
+        runAsUser: 0
+        runAsNonRoot: false
+        allowPrivilegeEscalation: false
+        readOnlyRootFilesystem: true
+        capabilities: {drop: [ALL], add: [CHOWN, FOWNER]}
+      volumeMounts:
+        - {name: engine-cache, mountPath: {{ include "triton-llm.path" (list "cache") }}}
+    {{- end }}
     - name: engine-pull
       image: {{ include "triton-llm.image" $root }}
       imagePullPolicy: {{ $v.image.pullPolicy }}
