@@ -25,7 +25,7 @@ import yaml
 
 from tests.deploy._kube import Pod, assign_dns, lws_group, lws_headless_service
 from tests.deploy._twin import REPO_ROOT, RunningPod, Twin, podman
-from tests.fixtures.s3 import ACCESS_KEY, SECRET_KEY, free_port, s3_env
+from tests.fixtures.s3 import ACCESS_KEY, SECRET_KEY, free_port
 from tests.helm._render import CHART_DIR, NAMESPACE, RELEASE
 from tests.helm._tools import ensure_tool
 
@@ -101,7 +101,7 @@ class Group:
 
 def _start_store(twin: Twin, cpu_image: str, root: Path) -> Store:
     """rclone serve s3 (the static binary from .venv/bin) over ``root`` as an in-cluster store."""
-    (root / BUCKET).mkdir(parents=True)
+    (root / BUCKET).mkdir(parents=True, exist_ok=True)
     port = free_port()
     sandbox = f"twin-{twin.run_id}-store"
     podman(
@@ -130,9 +130,14 @@ def _start_store(twin: Twin, cpu_image: str, root: Path) -> Store:
     return Store(host_endpoint=endpoint, root=root)
 
 
-def _publish_engine(store: Store, cache_dir: Path) -> str:
+def _publish_engine(root: Path, cache_dir: Path) -> str:
     """smollm2-135m at tp=3, built with the cpu backend into the session's engine cache (the tp=3 group
-    tests share it), then published to the twin's S3 store; returns the engine key."""
+    tests share it), then published into the store's bucket directory; returns the engine key.
+
+    rclone serves files as objects one to one (``<root>/<bucket>/<key>``), and the ``file://`` store writes
+    ``<dir>/<key>``, so publishing to ``file://<root>/<bucket>/<prefix>`` makes the entries the pods then
+    pull over S3, without sending the setup's gigabyte through the port forward of a loaded machine.
+    """
     from triton_llm.engine.pipeline import ensure_local_engine
     from triton_llm.settings import load_settings
     from triton_llm.store.entries import publish, read_manifest
@@ -150,29 +155,22 @@ def _publish_engine(store: Store, cache_dir: Path) -> str:
             say=lambda _: None,
         )
     assert engine.checkpoint_dir is not None  # a cpu engine serves its checkpoint
-    remote = load_settings(
-        {"cache_dir": str(cache_dir), "store": STORE, "s3_endpoint_url": store.host_endpoint},
-        environ={},
-        config_file=nowhere,
-    )
-    entries = (("checkpoint", engine.checkpoint_dir), ("engine", engine.engine_dir))
-    with pytest.MonkeyPatch.context() as mp:
-        for name, value in s3_env(store.host_endpoint).items():  # rclone's keys are the fixtures' keys
-            mp.setenv(name, value)
-        local_store = open_store(local.store_uri(), settings=local)
-        s3 = open_store(STORE, settings=remote)
-        for stage, folder in entries:
-            manifest = read_manifest(local_store, stage=stage, key=folder.name)
-            assert manifest is not None, f"{stage} {folder.name} is not in {local.store_uri()}"
-            publish(
-                s3,
-                folder,
-                stage=stage,
-                key=folder.name,
-                fingerprint_inputs=manifest.fingerprint_inputs,
-                versions=manifest.versions,
-                transfer=remote.transfer,
-            )
+    bucket_dir = root / STORE.removeprefix("s3://")
+    bucket_dir.mkdir(parents=True, exist_ok=True)
+    local_store = open_store(local.store_uri(), settings=local)
+    served = open_store(bucket_dir.as_uri(), settings=local)
+    for stage, folder in (("checkpoint", engine.checkpoint_dir), ("engine", engine.engine_dir)):
+        manifest = read_manifest(local_store, stage=stage, key=folder.name)
+        assert manifest is not None, f"{stage} {folder.name} is not in {local.store_uri()}"
+        publish(
+            served,
+            folder,
+            stage=stage,
+            key=folder.name,
+            fingerprint_inputs=manifest.fingerprint_inputs,
+            versions=manifest.versions,
+            transfer=local.transfer,
+        )
     return engine.key
 
 
@@ -292,8 +290,8 @@ def group(cpu_image: str, helm: Path, cpu_engine_cache: Path) -> Iterator[Group]
     try:
         store_root = work / "s3"
         twin = Twin(image=cpu_image, root=work / "pods", secrets={})
-        store = _start_store(twin, cpu_image, store_root)
-        key = _publish_engine(store, cpu_engine_cache)
+        key = _publish_engine(store_root, cpu_engine_cache)  # before rclone starts: no stale listing
+        _start_store(twin, cpu_image, store_root)
         rendered = render(helm, twin_values(cpu_image, key), work)
         twin.secrets = cluster_secrets(rendered, key_file.read_text())
         grp = Group(twin=twin, rendered=rendered, pods=[], http_port=free_port(), logs=work / "logs", key=key)
