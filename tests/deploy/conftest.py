@@ -38,6 +38,7 @@ CREDENTIALS_SECRET = "engine-store-credentials"
 SSH_SECRET = "group-ssh-key"
 PROMPT = "What is the capital of France? Answer in one sentence."
 MAX_TOKENS = 24
+KEPT_LOGS = Path("/var/tmp/triton-llm-twin-logs")
 
 
 @pytest.fixture(scope="session")
@@ -89,12 +90,17 @@ class Group:
         return self.pods[0]
 
     def leader_log(self, tail: int = 60) -> str:
-        """The leader's last lines, then every other container's state and last lines."""
-        parts = []
+        """The leader's last lines, then every other container's state and last lines. Full logs are kept
+        in /var/tmp/triton-llm-twin-logs/<run>/ (the work dir goes away with the fixture)."""
+        keep = KEPT_LOGS / self.twin.run_id
+        keep.mkdir(parents=True, exist_ok=True)
+        parts = [f"full logs: {keep}"]
         for running in self.pods:
             for name, container in running.containers.items():
                 status, code = self.twin.state(container)
-                lines = self.twin.logs(container).splitlines()[-(tail if running is self.leader else 15) :]
+                text = self.twin.logs(container)
+                (keep / f"{running.pod.name}.{name}.log").write_text(text)
+                lines = text.splitlines()[-(tail if running is self.leader else 15) :]
                 parts.append(f"--- {running.pod.name}/{name}: {status} (exit {code})\n" + "\n".join(lines))
         return "\n".join(parts)
 

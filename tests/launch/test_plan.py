@@ -230,3 +230,19 @@ def test_remote_ranks_need_an_absolute_mpirun_and_local_ones_do_not() -> None:
         plan_mpi([["a"], ["b"]], hosts=hosts, environ={}, group_id="g", agent=agent, mpirun="mpirun")
     local = plan_mpi([["a"], ["b"]], hosts=local_hosts(2), environ={}, group_id="g", mpirun="mpirun")
     assert local.argv[0] == "mpirun" and "orte_keep_fqdn_hostnames" not in local.argv
+
+
+def test_with_an_absolute_mpirun_every_rank_keeps_the_plans_path() -> None:
+    # Open MPI's prefix puts /usr/bin first on the ranks' PATH; Triton's python stub takes its Python
+    # (and so the venv) from PATH, so each rank program resets it.
+    env = {"PATH": "/venv/bin:/usr/bin"}
+    plan = plan_mpi(
+        [["a", "1"], ["b"]], hosts=local_hosts(2), environ=env, group_id="g", mpirun="/usr/bin/mpirun"
+    )
+    joined = shlex.join(plan.argv)
+    assert (
+        "-n 1 /usr/bin/env PATH=/venv/bin:/usr/bin a 1 : -n 1 /usr/bin/env PATH=/venv/bin:/usr/bin b"
+        in joined
+    )
+    relative = plan_mpi([["a"]], hosts=local_hosts(1), environ=env, group_id="g", mpirun="mpirun")
+    assert relative.argv[-1:] == ["a"] and "/usr/bin/env" not in relative.argv

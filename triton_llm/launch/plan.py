@@ -243,6 +243,11 @@ def plan_mpi(
     crowded = local_cpus is not None and placement.count(hosts[0].name) > local_cpus
     if yield_when_idle is not None:
         crowded = yield_when_idle
+    if mpirun.startswith("/") and env.get("PATH"):
+        # An absolute mpirun acts as --prefix, and Open MPI then puts <prefix>/bin first on every rank's
+        # PATH, after -x. Triton's python stub finds its interpreter (and so the venv's packages) through
+        # PATH, so with Debian's /usr prefix it got /usr/bin/python3 and no numpy: each rank resets PATH.
+        rank_argvs = [["/usr/bin/env", f"PATH={env['PATH']}", *argv] for argv in rank_argvs]
     argv = build_mpi_command(
         rank_argvs,
         hosts=hosts,
