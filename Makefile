@@ -7,13 +7,16 @@ VENV := .venv
 AIPERF_VENV := .venv-aiperf
 BIN := $(VENV)/bin
 APT_PACKAGES := openmpi-bin libopenmpi-dev iproute2 procps curl
+# The deploy twin (tests/deploy): podman with runc, netavark/aardvark-dns (and iptables) for bridge networks
+# with DNS, catatonit for pod sandboxes, debootstrap for the Debian base image, OpenSSH for the group key.
+APT_PACKAGES += podman runc netavark aardvark-dns iptables catatonit debootstrap openssh-client openssh-server
 MODEL ?= smollm2-135m
 ARGS ?=
 export OMPI_ALLOW_RUN_AS_ROOT := 1
 export SHARED_CRDS_DIR ?= $(abspath ../shared/crds)
 export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM := 1
 
-.PHONY: all setup apt venv test lint demo engine serve bench aiperf clean help
+.PHONY: all setup apt venv image test lint demo engine serve bench aiperf clean help
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -38,7 +41,10 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(BIN)/triton-llm doctor --fix
 	touch $@
 
-test: apt venv ## install everything, lint, and run the whole test suite
+image: apt ## build the CPU image with podman (build/images.sh; reused while its inputs are unchanged)
+	build/images.sh cpu
+
+test: apt venv image ## install everything, build the CPU image, lint, and run the whole test suite
 	$(BIN)/ruff check triton_llm tests bench clients
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(ARGS)

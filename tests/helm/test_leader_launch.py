@@ -59,7 +59,9 @@ def _dry_run(
     assert proc.returncode == 0, f"{shlex.join(argv)}\n{proc.stderr}"
     lines = proc.stdout.splitlines()
     exports = dict(x.removeprefix("export ").split("=", 1) for x in lines if x.startswith("export "))
-    return shlex.split(next(x for x in lines if x.startswith("mpirun "))), exports
+    mpirun = shlex.split(next(x for x in lines if x.split(" ", 1)[0].endswith("/mpirun")))
+    assert mpirun[0].startswith("/")  # remote orted starts under the prefix of an absolute mpirun
+    return mpirun, exports
 
 
 def _plan(mpirun: list[str]) -> tuple[list[tuple[str, int]], int]:
@@ -87,6 +89,7 @@ def test_lws_leader_plan_spans_every_pod_of_its_group(
             "gpusPerNode": str(gpus_per_node),
             "replicas": str(replicas),
             "network.nccl.socketIfname": iface,  # the launcher checks the interface exists on this host
+            "launcher.ssh.existingSecret": "group-ssh",
         },
     )
     lws = rendered.one("LeaderWorkerSet")

@@ -66,6 +66,34 @@ BAD_VALUES = [
         "network.nicClusterPolicy.rdmaSharedDevicePlugin.version",
     ),
     ("build without recipe", {"engine.build.enabled": "true"}, "engine.build.recipe"),
+    (
+        "build parallelism set twice",
+        {
+            "engine.build.enabled": "true",
+            "engine.build.recipe": "x",
+            "engine.build.set": "{parallelism.tp=4}",
+        },
+        'engine.build.set: "parallelism.tp=4" sets parallelism; set parallelism.tp/pp at the top level',
+    ),
+    (
+        "ssh agent across pods without the key Secret",
+        {"parallelism.tp": "16"},
+        "launcher.ssh.existingSecret: the ssh agent needs the group's key in a Secret you create once",
+    ),
+    (
+        "a GPU count in resources",
+        {"resources.limits.nvidia\\.com/gpu": "4"},
+        "resources.limits.nvidia.com/gpu: remove it; the chart gives every serving pod gpusPerNode=8 GPUs",
+    ),
+    (
+        "the RDMA resource in resources",
+        {
+            "network.type": "macvlan",
+            "network.macvlan.master": "ens1f0np0",
+            "resources.requests.rdma/rdma_shared_device_a": "2",
+        },
+        "resources.requests.rdma/rdma_shared_device_a: remove it; the chart requests network.rdmaResource",
+    ),
     ("misspelt key", {"parallelism.tensor": "8"}, "additional properties 'tensor' not allowed"),
     ("unknown workload kind", {"workload.kind": "daemonset"}, "/workload/kind"),
     ("plain credentials", {"engine.credentials.accessKey": "AKIA..."}, "additional properties 'accessKey'"),

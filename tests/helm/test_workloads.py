@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import subprocess
 
 import pytest
@@ -102,8 +101,15 @@ def test_workers_run_the_rank_agent_and_the_leader_the_launcher(render_ci) -> No
     assert argv[:2] == ["triton-llm", "launch"] and "--lws" in argv
     assert _flag(argv, "--agent") == "kubectl" and _flag(argv, "--container") == "rank-agent"
     ssh_worker = container(pod_specs(render_ci("lws-roce-values.yaml"))["worker"])["command"]
-    assert ssh_worker[:2] == ["sh", "-c"]
-    assert "exec triton-llm agent ssh --port 2222 --authorized-keys" in ssh_worker[2]
+    assert ssh_worker == [
+        "triton-llm",
+        "agent",
+        "ssh",
+        "--port",
+        "2222",
+        "--private-key",
+        "/etc/triton-llm/ssh/ssh-privatekey",
+    ]
 
 
 # --- network -----------------------------------------------------------------------------------
@@ -137,8 +143,10 @@ def test_nccl_env_is_derived_from_the_network_type(render_ci) -> None:
         return {e["name"]: e["value"] for e in c["env"] if "value" in e}
 
     roce = env("lws-roce-values.yaml")
-    assert roce["NCCL_SOCKET_IFNAME"] == "net1" and roce["NCCL_IB_HCA"] == "mlx5"
-    assert roce["NCCL_IB_GID_INDEX"] == "3" and roce["UCX_NET_DEVICES"] == "mlx5_0:1"
+    assert roce["NCCL_SOCKET_IFNAME"] == "net1" and roce["UCX_NET_DEVICES"] == "mlx5_0:1"
+    # macvlan pods have GIDs of their own and "mlx5" matches every HCA: NCCL chooses unless the user sets them
+    assert not {"NCCL_IB_HCA", "NCCL_IB_GID_INDEX", "NCCL_IB_DISABLE"} & set(roce)
+    assert env("statefulset-values.yaml")["NCCL_IB_GID_INDEX"] == "3"  # set by the user
     assert roce["NCCL_DEBUG"] == "INFO"
     ib = env("ipoib-values.yaml")
     assert ib["NCCL_IB_HCA"] == "mlx5_0,mlx5_1,mlx5_2,mlx5_3" and "NCCL_IB_GID_INDEX" not in ib
@@ -153,6 +161,8 @@ def test_no_nic_cluster_policy_unless_enabled(render_ci) -> None:
     policy = render_ci("autoscaling-values.yaml").one("NicClusterPolicy")
     assert policy["metadata"]["name"] == "nic-cluster-policy"
     assert "rdma_shared_device_a" in policy["spec"]["rdmaSharedDevicePlugin"]["config"]
+    # cluster-wide: uninstalling one release must not take the RDMA device plugin off every node
+    assert policy["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
 
 
 # --- GPUs, engines, credentials ----------------------------------------------------------------
@@ -194,21 +204,40 @@ def test_store_credentials_come_only_from_secret_references(render_ci) -> None:
 def test_workload_identity_goes_on_the_service_account(render_ci) -> None:
     sa = render_ci("ipoib-values.yaml").one("ServiceAccount")
     assert sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].startswith("arn:aws:iam::")
-    pull = pod_specs(render_ci("ipoib-values.yaml"))["leader"]["spec"]["initContainers"][0]
+    pull = container(pod_specs(render_ci("ipoib-values.yaml"))["leader"], "engine-pull")
     assert not {e["name"] for e in pull["env"]} & {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
 
 
 def test_hostpath_cache_when_configured(render_ci) -> None:
-    vols = {v["name"]: v for v in pod_specs(render_ci("ipoib-values.yaml"))["leader"]["spec"]["volumes"]}
+    pod = pod_specs(render_ci("ipoib-values.yaml"))["leader"]
+    vols = {v["name"]: v for v in pod["spec"]["volumes"]}
     assert vols["engine-cache"]["hostPath"]["path"] == "/mnt/nvme/triton-llm"
+    # the kubelet creates a missing hostPath root-owned 0755 and fsGroup skips hostPath: the first init
+    # container hands the directory to the uid the pull and render run as
+    first = pod["spec"]["initContainers"][0]
+    assert first["name"] == "cache-owner"
+    assert first["command"] == [
+        "install",
+        "-d",
+        "-o",
+        "1000",
+        "-g",
+        "1000",
+        "-m",
+        "0775",
+        "/var/cache/triton-llm",
+    ]
+    assert first["securityContext"]["runAsUser"] == 0
+    assert first["securityContext"]["capabilities"] == {"drop": ["ALL"], "add": ["CHOWN", "FOWNER"]}
+    assert container(pod, "engine-pull")["securityContext"]["runAsUser"] == 1000
 
 
 def test_engine_build_job_builds_the_recipe_on_a_gpu(render_ci) -> None:
     job = render_ci("autoscaling-values.yaml").one("Job")
     c = job["spec"]["template"]["spec"]["containers"][0]
-    assert c["command"][:4] == ["triton-llm", "engine", "build", "llama-3.1-70b-instruct"]
+    assert c["command"][4:8] == ["triton-llm", "engine", "build", "llama-3.1-70b-instruct"]  # after sh -c
     assert _flag(c["command"], "--backend") == "trtllm"
-    assert _flag(c["command"], "--set") == "build.max_batch_size=64"
+    assert c["command"][-2:] == ["--set", "build.max_batch_size=64"]
     assert c["resources"]["limits"]["nvidia.com/gpu"] == 1
     assert not render_ci("lws-roce-values.yaml").of_kind("Job")
 
@@ -237,18 +266,22 @@ def test_only_the_leader_is_probed_on_triton_health_endpoints(render_ci) -> None
     assert not {"readinessProbe", "livenessProbe", "startupProbe"} & set(worker)
 
 
-def test_hpa_scales_the_leaderworkerset_on_the_recorded_ratio(render_ci) -> None:
+def test_hpa_scales_the_leaderworkerset_on_the_waiting_requests(render_ci) -> None:
     r = render_ci("autoscaling-values.yaml")
     hpa = r.one("HorizontalPodAutoscaler")
     assert hpa["spec"]["scaleTargetRef"] == {
         "apiVersion": "leaderworkerset.x-k8s.io/v1",
         "kind": "LeaderWorkerSet",
-        "name": FULLNAME,
+        "name": f"{FULLNAME}-lws",
     }
     rule = r.one("PrometheusRule")["spec"]["groups"][0]["rules"][0]
-    assert "nv_inference_queue_duration_us" in rule["expr"]
-    assert "nv_inference_compute_infer_duration_us" in rule["expr"]
-    assert hpa["spec"]["metrics"][0]["pods"]["metric"]["name"] == "triton_llm_queue_to_compute_ratio"
+    # the in-flight batcher queues inside the executor: its waiting gauge is the backlog (not Triton's queue)
+    assert rule["record"] == "triton_llm:waiting_requests:avg2m"
+    assert 'nv_trt_llm_request_metrics{namespace="serving", pod=~"rel-triton-llm-.*"' in rule["expr"]
+    assert 'model="tensorrt_llm", request_type="waiting"}' in rule["expr"]
+    assert "nv_inference_queue_duration_us" not in rule["expr"]
+    assert hpa["spec"]["metrics"][0]["pods"]["metric"]["name"] == "triton_llm_waiting_requests"
+    assert hpa["spec"]["metrics"][0]["pods"]["target"] == {"type": "AverageValue", "averageValue": "4"}
     # the HPA owns the group count: helm upgrades must not reset it
     assert "replicas" not in r.one("LeaderWorkerSet")["spec"]
 
@@ -267,14 +300,16 @@ def test_renders_no_pdb_when_one_group_exists(render_ci) -> None:
     assert pdb["spec"]["maxUnavailable"] == 1
 
 
-def test_workers_accept_traffic_only_from_their_own_group(render_ci) -> None:
+def test_serving_pods_accept_traffic_only_from_serving_pods_of_the_release(render_ci) -> None:
     r = render_ci("lws-roce-values.yaml")
-    group_policies = [p for p in r.of_kind("NetworkPolicy") if "-group-" in p["metadata"]["name"]]
-    assert len(group_policies) == 2  # one per group (replicas: 2)
-    for i, policy in enumerate(group_policies):
-        own = policy["spec"]["podSelector"]["matchLabels"]
-        assert own["leaderworkerset.sigs.k8s.io/group-index"] == str(i)
-        assert [peer["podSelector"]["matchLabels"] for peer in policy["spec"]["ingress"][0]["from"]] == [own]
+    (policy,) = [p for p in r.of_kind("NetworkPolicy") if p["metadata"]["name"].endswith("-group")]
+    own = policy["spec"]["podSelector"]["matchLabels"]
+    assert own == {
+        "app.kubernetes.io/name": "triton-llm",
+        "app.kubernetes.io/instance": "rel",
+        "triton-llm/serving": "true",
+    }
+    assert [peer["podSelector"]["matchLabels"] for peer in policy["spec"]["ingress"][0]["from"]] == [own]
 
 
 def test_clients_reach_only_the_leaders_serving_ports(render_ci) -> None:
@@ -300,7 +335,7 @@ def test_kubectl_agent_gets_the_smallest_rbac_and_ssh_agent_none(render_ci) -> N
     assert pods["leader"]["spec"]["automountServiceAccountToken"] is True
     assert pods["worker"]["spec"]["automountServiceAccountToken"] is False
     ssh = render_ci("lws-roce-values.yaml")
-    assert not ssh.of_kind("Role") and ssh.one("Secret")["type"] == "kubernetes.io/ssh-auth"
+    assert not ssh.of_kind("Role") and not ssh.of_kind("Secret")  # the user's Secret holds the key
 
 
 def test_pods_run_non_root_with_read_only_root_when_the_agent_allows(render_ci) -> None:
@@ -338,10 +373,14 @@ def test_every_object_carries_the_standard_labels(render_ci) -> None:
         assert labels["app.kubernetes.io/instance"] == RELEASE
 
 
-def test_the_ssh_key_is_generated_once_per_render_and_is_a_private_key(helm, base_values) -> None:
-    r = helm_template(helm, set_values={**base_values, "parallelism.tp": "16"})
-    pem = base64.b64decode(r.one("Secret")["data"]["ssh-privatekey"]).decode()
-    assert pem.startswith("-----BEGIN EC PRIVATE KEY-----")
+def test_the_ssh_key_comes_from_the_users_secret_and_renders_are_stable(helm, base_values) -> None:
+    values = {**base_values, "parallelism.tp": "16", "launcher.ssh.existingSecret": "group-ssh"}
+    first, second = helm_template(helm, set_values=values), helm_template(helm, set_values=values)
+    assert first.objects == second.objects  # nothing generated at render time (GitOps diffs stay empty)
+    assert not first.of_kind("Secret")
+    for pod in pod_specs(first).values():
+        (volume,) = [v for v in pod["spec"]["volumes"] if v["name"] == "ssh-key"]
+        assert volume["secret"] == {"secretName": "group-ssh", "defaultMode": 0o400}
 
 
 def test_notes_state_the_derived_topology_and_how_to_test(helm) -> None:

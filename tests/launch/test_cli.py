@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -37,7 +38,7 @@ def _dry(capsys: pytest.CaptureFixture[str], repo: Path, *args: str) -> tuple[li
 
 def test_local_dry_run(capsys: pytest.CaptureFixture[str], repo: Path) -> None:
     argv, env = _dry(capsys, repo, "--set", "parallelism.tp=3", "--bind-address", "127.0.0.1")
-    assert argv[:3] == ["mpirun", "--host", "localhost:3"]
+    assert argv[:3] == [shutil.which("mpirun"), "--host", "localhost:3"]  # absolute, as launch runs it
     assert argv.count("-n") == 3
     assert sum(a.startswith("--backend-config=python,shm-region-prefix-name=") for a in argv) == 3
     assert "--http-address=127.0.0.1" in argv

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from triton_llm.errors import LaunchError
+from triton_llm.errors import LaunchError, LaunchPlanError
 from triton_llm.launch.agents import make_agent
 from triton_llm.launch.hosts import Host, local_hosts, statefulset_hosts
 from triton_llm.launch.plan import (
@@ -100,14 +100,17 @@ def test_multi_host_placement_agent_and_transport() -> None:
         agent=make_agent("ssh", ssh_port=2222),
         transport=transport,
         is_root=True,
+        mpirun="/opt/hpcx/ompi/bin/mpirun",
     )
     argv = plan.argv
+    assert argv[0] == "/opt/hpcx/ompi/bin/mpirun"  # remote orted under the same prefix
     assert argv[2] == "trt-0.trt.llm.svc.cluster.local:2,trt-1.trt.llm.svc.cluster.local:2"
     assert plan.rank_hosts == [hosts[0].name] * 2 + [hosts[1].name] * 2
     assert plan.remote_hosts == [hosts[1].name]
     joined = shlex.join(argv)
     assert "--mca plm_rsh_agent ssh" in joined and "-p 2222" in joined
     assert "--mca plm_rsh_no_tree_spawn 1" in joined
+    assert "--mca orte_keep_fqdn_hostnames 1" in joined  # pod names resolve only with their domain
     assert "--mca btl_tcp_if_include eth0" in joined and "-x NCCL_SOCKET_IFNAME" in joined
     assert plan.env["NCCL_SOCKET_IFNAME"] == "eth0"
     assert plan.env["OMPI_ALLOW_RUN_AS_ROOT"] == "1" and plan.env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] == "1"
@@ -218,3 +221,28 @@ def test_nccl_and_ucx_variables_reach_every_rank() -> None:
     assert "NCCL_EMPTY" not in plan.env and "OTHER" not in plan.env
     forwarded = [plan.argv[i + 1] for i, arg in enumerate(plan.argv) if arg == "-x"]
     assert "NCCL_DEBUG" in forwarded and "UCX_TLS" in forwarded
+
+
+def test_remote_ranks_need_an_absolute_mpirun_and_local_ones_do_not() -> None:
+    hosts = statefulset_hosts("trt", world_size=2, replicas=2, namespace="llm")
+    agent = make_agent("ssh", ssh_port=2222)
+    with pytest.raises(LaunchPlanError, match="absolute path"):
+        plan_mpi([["a"], ["b"]], hosts=hosts, environ={}, group_id="g", agent=agent, mpirun="mpirun")
+    local = plan_mpi([["a"], ["b"]], hosts=local_hosts(2), environ={}, group_id="g", mpirun="mpirun")
+    assert local.argv[0] == "mpirun" and "orte_keep_fqdn_hostnames" not in local.argv
+
+
+def test_with_an_absolute_mpirun_every_rank_keeps_the_plans_path() -> None:
+    # Open MPI's prefix puts /usr/bin first on the ranks' PATH; Triton's python stub takes its Python
+    # (and so the venv) from PATH, so each rank program resets it.
+    env = {"PATH": "/venv/bin:/usr/bin"}
+    plan = plan_mpi(
+        [["a", "1"], ["b"]], hosts=local_hosts(2), environ=env, group_id="g", mpirun="/usr/bin/mpirun"
+    )
+    joined = shlex.join(plan.argv)
+    assert (
+        "-n 1 /usr/bin/env PATH=/venv/bin:/usr/bin a 1 : -n 1 /usr/bin/env PATH=/venv/bin:/usr/bin b"
+        in joined
+    )
+    relative = plan_mpi([["a"]], hosts=local_hosts(1), environ=env, group_id="g", mpirun="mpirun")
+    assert relative.argv[-1:] == ["a"] and "/usr/bin/env" not in relative.argv

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -30,6 +31,7 @@ def _plan(n: int, *args: str, group: str, shm_prefix: str = "", hosts: list[Host
         shm_prefix=shm_prefix,
         agent=agent,
         is_root=os.geteuid() == 0,
+        mpirun=shutil.which("mpirun") or "mpirun",
     )
 
 

@@ -40,6 +40,7 @@ AGENT_EXAMPLES = """examples:
   triton-llm agent kubectl-exec trt-0-1.trt.llm hostname     run `hostname` in pod trt-0-1 (namespace llm)
   triton-llm agent wait                                      keep a worker pod alive (kubectl mode)
   triton-llm agent ssh --port 2222 --authorized-keys /etc/ssh-key/id.pub   run sshd (ssh mode)
+  triton-llm agent ssh --port 2222 --private-key /etc/ssh-key/ssh-privatekey   (its public half may log in)
 """
 
 _KEY = re.compile(r"^[0-9a-f]{12,64}$")
@@ -161,7 +162,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     s.add_argument("--port", type=int, default=2222, help="port sshd listens on (default: %(default)s)")
-    s.add_argument("--authorized-keys", type=Path, help="public key file allowed to log in")
+    keys = s.add_mutually_exclusive_group()
+    keys.add_argument("--authorized-keys", type=Path, help="public key file allowed to log in")
+    keys.add_argument(
+        "--private-key",
+        type=Path,
+        metavar="PATH",
+        help="allow the public half of this private key (e.g. the group's Secret) to log in",
+    )
     s.add_argument("--sshd", default="/usr/sbin/sshd", help="sshd executable (default: %(default)s)")
     s.add_argument("--dry-run", action="store_true", help="print the sshd command instead of running it")
     s.set_defaults(func=run_ssh)
@@ -257,6 +265,12 @@ def run_launch(args: argparse.Namespace) -> int:
         kubectl=args.kubectl,
         container=args.container,
     )
+    if agent.ssh_key and not args.dry_run:  # the dry run names the key as given
+        import dataclasses
+
+        from triton_llm.launch.agents import usable_private_key
+
+        agent = dataclasses.replace(agent, ssh_key=str(usable_private_key(Path(agent.ssh_key))))
     transport = load_transport(parse_transport_flags(args.transport))
     check_transport(transport, interfaces=local_interfaces(), multi_host=len(hosts) > 1)
     model_repo = _model_repo(args, settings, prepared)
@@ -267,6 +281,10 @@ def run_launch(args: argparse.Namespace) -> int:
             raise
         root = Path("/opt/tritonserver")
         install = TritonInstall(binary=root / "bin/tritonserver", backend_dir=root / "backends", root=root)
+    import shutil
+
+    # Absolute: Open MPI then starts the remote orted under the same prefix (see build_mpi_command).
+    mpirun = shutil.which("mpirun") or "mpirun"
     plan = plan_triton_group(
         install,
         model_repo=model_repo,
@@ -283,6 +301,7 @@ def run_launch(args: argparse.Namespace) -> int:
         log_verbose=args.log_verbose,
         is_root=os.geteuid() == 0,
         local_cpus=os.cpu_count(),
+        mpirun=mpirun,
     )
     if args.dry_run:
         print(plan.render())
@@ -359,15 +378,31 @@ def run_ssh(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(shlex.join(argv))
         return 0
+    public_key = None
     if args.authorized_keys is not None:
         if not args.authorized_keys.is_file():
             raise UsageError(
                 f"--authorized-keys {args.authorized_keys} does not exist", path=str(args.authorized_keys)
             )
+        public_key = args.authorized_keys.read_text()
+    elif args.private_key is not None:
+        from triton_llm.launch.agents import usable_private_key
+
+        # ssh-keygen refuses the key under the same permission rule as ssh: derive from a usable copy.
+        derive = subprocess.run(
+            ["ssh-keygen", "-y", "-f", str(usable_private_key(args.private_key))],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if derive.returncode != 0:
+            raise LaunchError(f"ssh-keygen -y -f {args.private_key} failed: {derive.stderr.strip()}")
+        public_key = derive.stdout
+    if public_key is not None:
         ssh_dir = Path.home() / ".ssh"
         ssh_dir.mkdir(mode=0o700, exist_ok=True)
         target = ssh_dir / "authorized_keys"
-        target.write_text(args.authorized_keys.read_text())
+        target.write_text(public_key)
         target.chmod(0o600)
     if subprocess.run(["ssh-keygen", "-A"], check=False).returncode != 0:
         raise LaunchError("ssh-keygen -A failed to create host keys")

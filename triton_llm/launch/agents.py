@@ -11,8 +11,12 @@ command line, possibly split into words) on ``host``. Kinds:
 
 from __future__ import annotations
 
+import os
 import shlex
+import shutil
+import stat
 import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,6 +97,55 @@ def make_agent(
         kubectl=kubectl,
         container=container,
     )
+
+
+def ssh_rejects_key(mode: int, owner: int, *, uid: int) -> bool:
+    """True if OpenSSH would refuse this private key file for user ``uid`` ("bad permissions").
+
+    OpenSSH checks a private key only when the user running ssh owns it: then no group or other bits
+    may be set (``sshkey_perm_ok`` in OpenSSH's authfile.c: ``st_uid == getuid() && (st_mode & 077)``).
+    A Kubernetes Secret mounted with ``fsGroup`` is root-owned with ``g+r`` added (the kubelet's
+    ``SetVolumeOwnership``, pkg/volume/volume_linux.go), so it is refused for root and accepted for
+    any other uid.
+    """
+    return owner == uid and bool(mode & 0o077)
+
+
+def usable_private_key(key: Path, *, uid: int | None = None, private_dir: Path | None = None) -> Path:
+    """``key`` itself if OpenSSH accepts it for this user, else a private copy (mode 0600) it accepts.
+
+    The copy goes to ``private_dir`` (default ``<tmp>/triton-llm-ssh-<uid>``, created 0700), replaced
+    atomically; calling this again gives the same path.
+
+    Raises:
+        UsageError: the key does not exist, or the private directory belongs to someone else.
+    """
+    uid = os.geteuid() if uid is None else uid
+    try:
+        st = key.stat()
+    except OSError as e:
+        raise UsageError(f"ssh key {key} cannot be read: {e.strerror}", path=str(key)) from e
+    if not ssh_rejects_key(stat.S_IMODE(st.st_mode), st.st_uid, uid=uid):
+        return key
+    folder = private_dir or Path(tempfile.gettempdir()) / f"triton-llm-ssh-{uid}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    if folder.stat().st_uid != uid or stat.S_IMODE(folder.stat().st_mode) & 0o077:
+        raise UsageError(
+            f"{folder} must be a private directory of uid {uid} to hold a copy of the ssh key",
+            path=str(folder),
+            hint="remove it, or point TMPDIR at a directory only this user can write",
+        )
+    target = folder / key.name
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{key.name}.", suffix=".incomplete")
+    try:
+        with os.fdopen(fd, "wb") as out, open(key, "rb") as src:
+            shutil.copyfileobj(src, out)
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
 
 
 def pod_of_host(host: str) -> tuple[str, str | None]:

@@ -133,10 +133,11 @@ def build_mpi_command(
             a per-group directory lets cleanup remove segments that killed ranks leave behind.
         yield_when_idle: ranks yield the CPU while waiting in MPI (``mpi_yield_when_idle``); needed
             when a host runs more ranks than it has cores, or busy-polling ranks starve computing ones.
-        mpirun: the mpirun executable.
+        mpirun: the mpirun executable; an absolute path when ranks leave the first host.
 
     Raises:
-        LaunchPlanError: fewer slots than ranks, no ranks, or remote ranks without an agent.
+        LaunchPlanError: fewer slots than ranks, no ranks, or remote ranks without an agent or with a
+            relative mpirun.
     """
     if not rank_argvs:
         raise LaunchPlanError("no ranks to launch")
@@ -147,7 +148,20 @@ def build_mpi_command(
     if len(used) > 1:
         if agent is None:
             raise LaunchPlanError(f"ranks are placed on {len(used)} hosts but no remote agent is set")
+        if not mpirun.startswith("/"):
+            # Open MPI 4.x: an absolute mpirun path acts as --prefix, so the agent runs
+            # `PATH=<prefix>/bin:$PATH ... <prefix>/bin/orted`; a bare `orted` needs it on the PATH of a
+            # non-interactive ssh, which NVIDIA's images (HPC-X under /opt/hpcx) do not give.
+            raise LaunchPlanError(
+                f"ranks on other hosts need mpirun by absolute path (got {mpirun!r}): Open MPI starts the "
+                "remote orted under the same prefix",
+                value=mpirun,
+                hint="pass the absolute path of mpirun (shutil.which('mpirun'))",
+            )
         argv += [*agent.mca_args(), "--mca", "plm_rsh_no_tree_spawn", "1"]
+        # Without it Open MPI passes the host's first label to the agent (orte_keep_fqdn_hostnames,
+        # default false), and a pod's short name does not resolve: only <pod>.<subdomain>.<ns> does.
+        argv += ["--mca", "orte_keep_fqdn_hostnames", "1"]
     if transport is not None:
         argv += transport_mpi_args(transport)[0]
     if mpi_shm_dir:
@@ -229,6 +243,11 @@ def plan_mpi(
     crowded = local_cpus is not None and placement.count(hosts[0].name) > local_cpus
     if yield_when_idle is not None:
         crowded = yield_when_idle
+    if mpirun.startswith("/") and env.get("PATH"):
+        # An absolute mpirun acts as --prefix, and Open MPI then puts <prefix>/bin first on every rank's
+        # PATH, after -x. Triton's python stub finds its interpreter (and so the venv's packages) through
+        # PATH, so with Debian's /usr prefix it got /usr/bin/python3 and no numpy: each rank resets PATH.
+        rank_argvs = [["/usr/bin/env", f"PATH={env['PATH']}", *argv] for argv in rank_argvs]
     argv = build_mpi_command(
         rank_argvs,
         hosts=hosts,

@@ -126,11 +126,12 @@ Usage: serviceAccountName: {{ include "triton-llm.serviceAccountName" . }}
 {{- end }}
 
 {{/*
-Name of the Secret holding the ssh private key (generated or existing).
+Name of the Secret holding the group's ssh private key (launcher.ssh.existingSecret; validateValues requires
+it in ssh mode: the chart never generates the key, so every render, GitOps included, gives the same objects).
 Usage: secretName: {{ include "triton-llm.sshSecretName" . }}
 */}}
 {{- define "triton-llm.sshSecretName" -}}
-{{- default (printf "%s-ssh" (include "triton-llm.fullname" .)) .Values.launcher.ssh.existingSecret }}
+{{- .Values.launcher.ssh.existingSecret }}
 {{- end }}
 
 {{/*
@@ -148,6 +149,16 @@ Usage: ipam: {{ include "triton-llm.ipam" . | quote }}
 {{- define "triton-llm.ipam" -}}
 {{- if .Values.network.ipam }}{{ .Values.network.ipam }}
 {{- else }}{{ dict "type" "whereabouts" "range" .Values.network.ipamRange | toJson }}{{ end }}
+{{- end }}
+
+{{/*
+Name of the LeaderWorkerSet: <fullname>-lws. It must differ from every Service of the chart: the LWS
+controller creates its headless Service under the LWS's name only when no Service has that name
+(CreateHeadlessServiceIfNotExists), and pods resolve each other only through that headless Service.
+Usage: {{ include "triton-llm.lwsName" . }}
+*/}}
+{{- define "triton-llm.lwsName" -}}
+{{- printf "%s-lws" (include "triton-llm.fullname" .) }}
 {{- end }}
 
 {{/*
@@ -174,17 +185,19 @@ Usage: {{- include "triton-llm.ncclEnv" . | trim | nindent 12 }}
 {{- define "triton-llm.ncclEnv" -}}
 {{- $net := .Values.network }}
 {{- $rdma := ne $net.type "none" }}
-{{- $hca := $net.nccl.ibHca | default (ternary "mlx5" "" $rdma) }}
+{{- /* No HCA or GID default: "mlx5" is a prefix that matches every HCA, and RoCE GIDs differ per pod
+      (macvlan), so NCCL picks them unless the user names them. */}}
+{{- $hca := $net.nccl.ibHca }}
 {{- $ifname := $net.nccl.socketIfname | default (ternary "net1" "eth0" $rdma) }}
-{{- $gid := toString $net.nccl.ibGidIndex | default (ternary "3" "" (eq $net.type "macvlan")) }}
+{{- $gid := toString $net.nccl.ibGidIndex }}
 - name: NCCL_DEBUG
   value: {{ $net.nccl.debug | quote }}
 - name: NCCL_SOCKET_IFNAME
   value: {{ $ifname | quote }}
-{{- if $rdma }}
+{{- if and $rdma $hca }}
 - name: NCCL_IB_HCA
   value: {{ $hca | quote }}
-{{- else }}
+{{- else if not $rdma }}
 - name: NCCL_IB_DISABLE
   value: "1"
 {{- end }}
@@ -199,7 +212,7 @@ Usage: {{- include "triton-llm.ncclEnv" . | trim | nindent 12 }}
 {{- /* The launcher forwards its transport settings to every rank (mpirun -x), remote ones included. */}}
 - name: TRITON_LLM_TRANSPORT__NCCL_SOCKET_IFNAME
   value: {{ $ifname | quote }}
-{{- if $rdma }}
+{{- if and $rdma $hca }}
 - name: TRITON_LLM_TRANSPORT__NCCL_IB_HCA
   value: {{ $hca | quote }}
 {{- end }}
@@ -285,8 +298,9 @@ Usage: {{ if include "triton-llm.runsAsRoot" . }}...{{ end }}
 {{/*
 Command of the serving container for a role: leader (LWS or StatefulSet mode), worker, or single
 (Deployment). The leader runs the project's launcher and workers its rank agent: no launch logic lives here.
-The ssh worker derives the group's public key from the mounted private key (the Secret only holds the
-private half, which helm can generate) and hands it to `triton-llm agent ssh --authorized-keys`.
+The ssh worker authorizes the public half of the mounted private key (`triton-llm agent ssh --private-key`);
+the launcher and the agent both use a private copy when OpenSSH would refuse the mounted file (a root-owned
+Secret made group-readable by fsGroup is refused for root).
 Usage: command: {{- include "triton-llm.command" (dict "root" $ "role" "leader") | trim | nindent 12 }}
 */}}
 {{- define "triton-llm.command" -}}
@@ -297,8 +311,7 @@ Usage: command: {{- include "triton-llm.command" (dict "root" $ "role" "leader")
 {{- $args := list }}
 {{- if eq .role "worker" }}
 {{- if eq $v.launcher.agent "ssh" }}
-{{- $pub := "/tmp/group-key.pub" }}
-{{- $args = list "sh" "-c" (printf "ssh-keygen -y -f %s > %s && exec triton-llm agent ssh --port %d --authorized-keys %s" $key $pub (int $v.launcher.ssh.port) $pub) }}
+{{- $args = list "triton-llm" "agent" "ssh" "--port" (toString $v.launcher.ssh.port) "--private-key" $key }}
 {{- else }}
 {{- $args = list "triton-llm" "agent" "wait" }}
 {{- end }}
@@ -324,6 +337,41 @@ Usage: command: {{- include "triton-llm.command" (dict "root" $ "role" "leader")
 {{- end }}
 
 {{/*
+Command of the engine-pull init container: `triton-llm engine pull KEY`. With engine.build.enabled it first
+waits, inside this one container run, until the build Job has published the key (engine.build.waitTimeoutSeconds):
+a failed init container is restarted by the kubelet, and LWS counts any container restart as a group restart
+(RecreateGroupOnPodRestart), so a pod must not fail its way through the wait.
+Usage: command: {{- include "triton-llm.pullCommand" . | trim | nindent 8 }}
+*/}}
+{{- define "triton-llm.pullCommand" -}}
+{{- $v := .Values }}
+{{- $pull := list "triton-llm" "engine" "pull" $v.engine.key "--dest" (include "triton-llm.engineDir" .) "--store" $v.engine.store }}
+{{- if $v.engine.build.enabled }}
+{{- $wait := printf "deadline=$(( $(date +%%s) + %d )); until triton-llm engine show \"$3\" --store \"$7\" >/dev/null; do [ \"$(date +%%s)\" -lt \"$deadline\" ] || { echo \"engine $3 is not in $7 after %ds: check the engine-build Job (kubectl logs job/%s-engine-build)\" >&2; exit 1; }; echo \"waiting for the engine-build Job to publish $3\"; sleep 30; done; exec \"$0\" \"$@\"" (int $v.engine.build.waitTimeoutSeconds) (int $v.engine.build.waitTimeoutSeconds) (include "triton-llm.fullname" .) }}
+{{- toYaml (concat (list "sh" "-c" $wait) $pull) }}
+{{- else }}
+{{- toYaml $pull }}
+{{- end }}
+{{- end }}
+
+{{/*
+The serving command, guarded when RDMA needs locked memory that a non-root pod cannot get by capability:
+with a secondary RDMA network and non-root pods, it first checks that RLIMIT_MEMLOCK is unlimited (what the
+container runtime gives the pod; IPC_LOCK is only effective for root) and fails with the fix instead of
+letting NCCL's memory registration fail later. Otherwise the command as given.
+Usage: command: {{- include "triton-llm.memlockGuard" (dict "root" $ "command" $argv) | trim | nindent 8 }}
+*/}}
+{{- define "triton-llm.memlockGuard" -}}
+{{- $v := .root.Values }}
+{{- if and (ne $v.network.type "none") (not (include "triton-llm.runsAsRoot" .root)) }}
+{{- $check := "limit=$(ulimit -l); [ \"$limit\" = unlimited ] || { echo \"RLIMIT_MEMLOCK is $limit KiB in this pod, but RDMA needs it unlimited and a non-root pod cannot raise it (IPC_LOCK is effective only for root): set the container runtime's memlock limit to unlimited (containerd: LimitMEMLOCK=infinity), or podSecurity.runAsRoot=true\" >&2; exit 1; }; exec \"$0\" \"$@\"" }}
+{{- toYaml (concat (list "sh" "-c" $check) .command) }}
+{{- else }}
+{{- toYaml .command }}
+{{- end }}
+{{- end }}
+
+{{/*
 Directory the init container pulls the engine into: the cache entry `triton-llm repo render KEY` restores
 to (<cache>/entries/engine/<key>), so the render finds it verified in place and downloads nothing twice.
 Usage: {{ include "triton-llm.engineDir" . }}
@@ -333,7 +381,8 @@ Usage: {{ include "triton-llm.engineDir" . }}
 {{- end }}
 
 {{/*
-Extended resources of a serving pod: gpusPerNode GPUs and the RDMA resource; identical on every rank.
+Resources of a serving container: the user's resources plus gpusPerNode GPUs, the RDMA resource and (emptyDir
+cache) an ephemeral-storage request for the engine; identical on every rank.
 Usage: resources: {{- include "triton-llm.resources" . | trim | nindent 12 }}
 */}}
 {{- define "triton-llm.resources" -}}
@@ -343,19 +392,28 @@ Usage: resources: {{- include "triton-llm.resources" . | trim | nindent 12 }}
 {{- end }}
 {{- $req := merge (deepCopy (.Values.resources.requests | default dict)) $extra }}
 {{- $lim := merge (deepCopy (.Values.resources.limits | default dict)) $extra }}
+{{- $cache := .Values.engine.cache }}
+{{- if and (eq $cache.type "emptyDir") (not (hasKey $req "ephemeral-storage")) }}
+{{- /* The engine cache emptyDir counts against the pod's ephemeral storage: request it so the scheduler
+      only picks nodes with room for the whole engine. */}}
+{{- $_ := set $req "ephemeral-storage" (toString ($cache.ephemeralStorageRequest | default $cache.sizeLimit)) }}
+{{- end }}
 {{- toYaml (dict "requests" $req "limits" $lim) }}
 {{- end }}
 
 {{/*
 Container securityContext for a container kind:
 - init: the engine pull and render always run non-root with a read-only root filesystem;
-- serving: every capability dropped except IPC_LOCK (RDMA and NCCL pin memory); read-only root unless the
-  ssh agent is used (its ~/.ssh and host keys live on the root filesystem);
+- serving: every capability dropped; IPC_LOCK added back when the pod runs as root (RDMA and NCCL pin
+  memory). A non-root process gets no effective capabilities from the container's add list, so IPC_LOCK would
+  be inert there: non-root RDMA pods check RLIMIT_MEMLOCK instead (triton-llm.memlockGuard). Read-only root
+  unless the ssh agent is used (its ~/.ssh and host keys live on the root filesystem);
 - sshWorker: serving plus what sshd's privilege separation needs (SETUID, SETGID, SYS_CHROOT, AUDIT_WRITE).
 Usage: securityContext: {{- include "triton-llm.containerSecurity" (dict "root" $ "kind" "init") | trim | nindent 12 }}
 */}}
 {{- define "triton-llm.containerSecurity" -}}
 {{- $ssh := eq (include "triton-llm.sshMode" .root) "true" }}
+{{- $root := eq (include "triton-llm.runsAsRoot" .root) "true" }}
 allowPrivilegeEscalation: false
 readOnlyRootFilesystem: {{ or (eq .kind "init") (eq .kind "test") (not $ssh) }}
 {{- if or (eq .kind "init") (eq .kind "test") }}
@@ -365,7 +423,7 @@ runAsGroup: {{ .root.Values.podSecurity.runAsGroup }}
 {{- end }}
 capabilities:
   drop: [ALL]
-  {{- if eq .kind "serving" }}
+  {{- if and (eq .kind "serving") $root }}
   add: [IPC_LOCK]
   {{- else if eq .kind "sshWorker" }}
   add: [IPC_LOCK, SETUID, SETGID, SYS_CHROOT, AUDIT_WRITE]
@@ -467,11 +525,31 @@ spec:
           {{- include "triton-llm.servingLabel" $root | nindent 10 }}
   {{- end }}
   initContainers:
+    {{- if eq $v.engine.cache.type "hostPath" }}
+    {{- /* The kubelet creates a missing hostPath (DirectoryOrCreate) root-owned 0755, and fsGroup does not
+          apply to hostPath, so the uid-1000 init containers could not write it: hand it to that uid first.
+          Root with only CHOWN and FOWNER, in this one container. */}}
+    - name: cache-owner
+      image: {{ include "triton-llm.image" $root }}
+      imagePullPolicy: {{ $v.image.pullPolicy }}
+      command:
+        {{- toYaml (list "install" "-d" "-o" (toString $v.podSecurity.runAsUser) "-g" (toString $v.podSecurity.runAsGroup) "-m" "0775" (include "triton-llm.path" (list "cache"))) | nindent 8 }}
+      resources:
+        {{- toYaml $v.initResources | nindent 8 }}
+      securityContext:
+        runAsUser: 0
+        runAsNonRoot: false
+        allowPrivilegeEscalation: false
+        readOnlyRootFilesystem: true
+        capabilities: {drop: [ALL], add: [CHOWN, FOWNER]}
+      volumeMounts:
+        - {name: engine-cache, mountPath: {{ include "triton-llm.path" (list "cache") }}}
+    {{- end }}
     - name: engine-pull
       image: {{ include "triton-llm.image" $root }}
       imagePullPolicy: {{ $v.image.pullPolicy }}
       command:
-        {{- toYaml (list "triton-llm" "engine" "pull" $key "--dest" (include "triton-llm.engineDir" $root) "--store" $v.engine.store) | nindent 8 }}
+        {{- include "triton-llm.pullCommand" $root | trim | nindent 8 }}
       env:
         {{- include "triton-llm.commonEnv" (dict "root" $root "serving" false) | trim | nindent 8 }}
         {{- include "triton-llm.storeEnv" $root | trim | nindent 8 }}
@@ -505,7 +583,7 @@ spec:
       image: {{ include "triton-llm.image" $root }}
       imagePullPolicy: {{ $v.image.pullPolicy }}
       command:
-        {{- include "triton-llm.command" (dict "root" $root "role" $role) | trim | nindent 8 }}
+        {{- include "triton-llm.memlockGuard" (dict "root" $root "command" (include "triton-llm.command" (dict "root" $root "role" $role) | fromYamlArray)) | trim | nindent 8 }}
       env:
         {{- include "triton-llm.commonEnv" (dict "root" $root "serving" true) | trim | nindent 8 }}
         {{- include "triton-llm.ncclEnv" $root | trim | nindent 8 }}
@@ -646,6 +724,23 @@ Usage: {{- include "triton-llm.validateValues" . }}
 {{- $budget := mul (int $v.probes.startup.periodSeconds) (int $v.probes.startup.failureThreshold) }}
 {{- if and (gt $nodes 1) (le (int $budget) (int $v.launcher.joinTimeoutSeconds)) }}
 {{- $errs = append $errs (printf "probes.startup: budget periodSeconds*failureThreshold=%ds must exceed launcher.joinTimeoutSeconds=%ds plus the engine load time; raise probes.startup.failureThreshold" (int $budget) (int $v.launcher.joinTimeoutSeconds)) }}
+{{- end }}
+{{- range $kind := list "requests" "limits" }}
+{{- $set := index ($v.resources | default dict) $kind | default dict }}
+{{- if hasKey $set "nvidia.com/gpu" }}
+{{- $errs = append $errs (printf "resources.%s.nvidia.com/gpu: remove it; the chart gives every serving pod gpusPerNode=%d GPUs (and derives the pods per group from it), so set gpusPerNode instead" $kind $gpn) }}
+{{- end }}
+{{- if and (ne $v.network.type "none") (hasKey $set $v.network.rdmaResource.name) }}
+{{- $errs = append $errs (printf "resources.%s.%s: remove it; the chart requests network.rdmaResource.count of it, so set that instead" $kind $v.network.rdmaResource.name) }}
+{{- end }}
+{{- end }}
+{{- if and (include "triton-llm.sshMode" .) (not $v.launcher.ssh.existingSecret) }}
+{{- $errs = append $errs "launcher.ssh.existingSecret: the ssh agent needs the group's key in a Secret you create once (the chart does not generate it, so GitOps renders stay stable): ssh-keygen -t ed25519 -N '' -f group-key && kubectl create secret generic NAME --type=kubernetes.io/ssh-auth --from-file=ssh-privatekey=group-key, then set launcher.ssh.existingSecret=NAME (or use launcher.agent=kubectl)" }}
+{{- end }}
+{{- range $v.engine.build.set }}
+{{- if hasPrefix "parallelism." . }}
+{{- $errs = append $errs (printf "engine.build.set: %q sets parallelism; set parallelism.tp/pp at the top level (the Job passes them, and the serving pods use them too)" .) }}
+{{- end }}
 {{- end }}
 {{- if and $v.engine.build.enabled (not $v.engine.build.recipe) }}
 {{- $errs = append $errs "engine.build.recipe: name the recipe the build Job builds (engines/<name>.yaml)" }}
