@@ -168,15 +168,23 @@ class Cancelled:
 
 
 def cancel_grpc_streams(
-    url: str, model: str, arrays: dict[str, np.ndarray], *, count: int, rng: random.Random, max_delay: float
+    url: str,
+    model: str,
+    arrays: dict[str, np.ndarray],
+    *,
+    count: int,
+    rng: random.Random,
+    max_delay: float,
+    spread: float,
 ) -> list[Cancelled]:
-    """``count`` concurrent plain tritonclient streams, each cancelled at a random moment.
+    """``count`` plain tritonclient streams, each started and cancelled at a random moment.
 
-    Each client sends one request (no request id, no ``stop``), waits a random delay in
-    ``[0, max_delay]`` and calls ``stop_stream(cancel_requests=True)``, tritonclient's own way
-    to cancel.
+    Each client starts within ``[0, spread]`` seconds, sends one request (no request id, no
+    ``stop``), waits a random delay in ``[0, max_delay]`` and calls
+    ``stop_stream(cancel_requests=True)``, tritonclient's own way to cancel.
     """
     grpcclient = _grpc()
+    starts = [rng.uniform(0.0, spread) for _ in range(count)]
     delays = [rng.uniform(0.0, max_delay) for _ in range(count)]
     results: list[Cancelled | None] = [None] * count
 
@@ -186,6 +194,7 @@ def cancel_grpc_streams(
         def on_response(result: Any, error: Any) -> None:
             seen[0] += 1
 
+        time.sleep(starts[i])
         client = grpcclient.InferenceServerClient(url)
         try:
             client.start_stream(callback=on_response)
@@ -201,19 +210,28 @@ def cancel_grpc_streams(
 
 
 def drop_http_streams(
-    http_url: str, model: str, body: dict[str, Any], *, count: int, rng: random.Random, max_delay: float
+    http_url: str,
+    model: str,
+    body: dict[str, Any],
+    *,
+    count: int,
+    rng: random.Random,
+    max_delay: float,
+    spread: float,
 ) -> list[Cancelled]:
-    """``count`` concurrent ``generate_stream`` (SSE) clients that close their connection at random."""
+    """``count`` ``generate_stream`` (SSE) clients that start and close their connection at random."""
     host, port = http_url.rsplit(":", 1)
     payload = json.dumps(body).encode()
     request = (
         f"POST /v2/models/{model}/generate_stream HTTP/1.1\r\nHost: {http_url}\r\n"
         f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
     ).encode() + payload
+    starts = [rng.uniform(0.0, spread) for _ in range(count)]
     delays = [rng.uniform(0.0, max_delay) for _ in range(count)]
     results: list[Cancelled | None] = [None] * count
 
     def run(i: int) -> None:
+        time.sleep(starts[i])
         with socket.create_connection((host, int(port)), timeout=30) as sock:
             sock.sendall(request)
             deadline = time.monotonic() + delays[i]

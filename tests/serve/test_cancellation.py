@@ -1,12 +1,16 @@
 """Cancellation from any client frees the runtime's slot, on the real Triton (issue 14).
 
-40 plain clients stream 200-token requests and abandon them at random moments: tritonclient
-gRPC streams with ``stop_stream(cancel_requests=True)`` and SSE clients that drop their
-``generate_stream`` connection; none sends a request id or TensorRT-LLM's ``stop`` input.
+40 plain clients start 200-token streams and abandon them at random moments (starts spread
+over 16 s, lifetimes up to 2.5 s): tritonclient gRPC streams with
+``stop_stream(cancel_requests=True)`` and SSE clients that drop their ``generate_stream``
+connection; none sends a request id or TensorRT-LLM's ``stop`` input.
 Through the ensemble, the BLS and the ``tensorrt_llm`` model itself: within 2 s the runtime
 reports no active request (``nv_trt_llm_request_metrics{request_type="active"}`` scraped from
 Triton's /metrics), the cancellations are counted, and the next request's TTFT is within 2x
-the unloaded TTFT.
+the unloaded TTFT. The starts are spread so that requests arrive slower than this CPU can
+prefill them: through the ensemble, a request still queued in ``tensorrt_llm`` when its
+client leaves is stopped only after its first token (Triton 2.51 tells the ensemble's steps
+nothing earlier; model_repository/README.md), so every abandoned request costs one prefill.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from tests.serve import _clients as c
 STREAMS = 40
 MAX_TOKENS = 200
 MAX_DELAY = 2.5  # seconds before a client gives up (a 200-token request takes far longer here)
+SPREAD = 16.0  # clients start within this many seconds: fewer per second than the CPU can prefill
 PROMPT = "Count from 1 to 1000, one number per line."
 MODELS = ["ensemble", "tensorrt_llm_bls", "tensorrt_llm"]
 
@@ -100,7 +105,7 @@ def test_grpc_cancel_requests_frees_the_slot(triton_server: Any, prompt_ids: lis
         model,
         prompt_ids,
         lambda: c.cancel_grpc_streams(
-            triton_server.grpc_url, model, arrays, count=STREAMS, rng=rng, max_delay=MAX_DELAY
+            triton_server.grpc_url, model, arrays, count=STREAMS, rng=rng, max_delay=MAX_DELAY, spread=SPREAD
         ),
         seed,
     )
@@ -116,7 +121,7 @@ def test_dropped_sse_connection_frees_the_slot(triton_server: Any, prompt_ids: l
         model,
         prompt_ids,
         lambda: c.drop_http_streams(
-            triton_server.http_url, model, body, count=STREAMS, rng=rng, max_delay=MAX_DELAY
+            triton_server.http_url, model, body, count=STREAMS, rng=rng, max_delay=MAX_DELAY, spread=SPREAD
         ),
         seed,
     )
