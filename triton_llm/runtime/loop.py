@@ -123,6 +123,7 @@ class GeneratorLoop:
                     if self._stop:
                         break
                     self._drain()
+                    self._stats = self._gen.stats()  # submissions moved from the inbox to the queue
                 try:
                     events = self._gen.step()
                 except Exception as e:
