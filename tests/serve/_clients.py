@@ -101,7 +101,8 @@ def token_inputs(ids: list[int], max_tokens: int, *, stream: bool = True) -> dic
     }
 
 
-def _infer_inputs(arrays: dict[str, np.ndarray]) -> list[Any]:
+def infer_inputs(arrays: dict[str, np.ndarray]) -> list[Any]:
+    """tritonclient gRPC InferInputs for numpy arrays."""
     grpcclient = _grpc()
     from tritonclient.utils import np_to_triton_dtype
 
@@ -131,7 +132,7 @@ def grpc_stream(
     sent = time.perf_counter()
     result = StreamResult(pieces=[])
     try:
-        client.async_stream_infer(model, _infer_inputs(arrays), enable_empty_final_response=True)
+        client.async_stream_infer(model, infer_inputs(arrays), enable_empty_final_response=True)
         while True:
             res, err = events.get(timeout=timeout)
             if err is not None:
@@ -198,7 +199,7 @@ def cancel_grpc_streams(
         client = grpcclient.InferenceServerClient(url)
         try:
             client.start_stream(callback=on_response)
-            client.async_stream_infer(model, _infer_inputs(arrays))
+            client.async_stream_infer(model, infer_inputs(arrays))
             time.sleep(delays[i])
             results[i] = Cancelled(seen[0], delays[i])
         finally:
