@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Stream a completion over HTTP (Server-Sent Events) from Triton's generate extension.
 #   clients/generate_stream.sh [HOST:PORT] [PROMPT] [MAX_TOKENS]
-# Each "data:" line is one JSON response; concatenating their text_output gives the full text.
-# Set a unique "id": the server keys its streaming detokenizer by the request id, which keeps
-# spaces and multi-byte characters (emoji, CJK) exact across pieces.
+# Each "data:" line is one JSON response; concatenating their text_output gives the full text,
+# exactly (spaces, emoji, CJK), with or without an "id". Closing the connection (Ctrl-C)
+# cancels the request. The unique "id" lets the GPU backend stop it through the ensemble.
 set -euo pipefail
 URL="${1:-127.0.0.1:8000}"
 PROMPT="${2:-What is the capital of France?}"

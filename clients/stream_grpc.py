@@ -3,8 +3,9 @@
 
     python clients/stream_grpc.py --url 127.0.0.1:8001 "Tell me a joke" --max-tokens 64
 
-Prints the text as it arrives. Each request carries a unique id: the server keys its
-streaming detokenizer by it, which keeps spaces and multi-byte characters exact.
+Prints the text as it arrives (exact: spaces and multi-byte characters included, with or
+without a request id). Each request carries a unique id anyway: on GPU the ensemble can
+stop a cancelled request in TensorRT-LLM only by its id (model_repository/README.md).
 """
 
 import argparse

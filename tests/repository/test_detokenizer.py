@@ -6,6 +6,7 @@ import random
 
 import pytest
 
+from triton_llm.repository.cancel import stop_id, stream_key
 from triton_llm.repository.detokenizer import (
     REPLACEMENT,
     IncrementalDetokenizer,
@@ -32,8 +33,12 @@ def stream(tokenizer, ids, sizes):
         pieces.append(detok.push(ids[i : i + size]))
         i += size
     pieces.append(detok.push(ids[i:]))
-    pieces.append(detok.flush())
     return pieces
+
+
+def text_of(tokenizer, ids):
+    """The rule: a sequence's text is its full decode without trailing U+FFFD."""
+    return decode(tokenizer, ids).rstrip(REPLACEMENT)
 
 
 @pytest.mark.parametrize("text", TEXTS)
@@ -63,21 +68,37 @@ def test_random_chunk_sizes(tokenizer):
 
 
 def test_random_token_sequences_match_full_decode(tokenizer):
-    """Arbitrary ids (including invalid UTF-8 runs) still concatenate to the full decode."""
+    """Arbitrary ids (invalid UTF-8 runs too), split anyhow: the full decode minus trailing U+FFFD."""
     rng = random.Random(3)
     vocab = len(tokenizer)
-    for _ in range(30):
+    for _ in range(40):
         ids = [rng.randrange(vocab) for _ in range(rng.randint(1, 40))]
-        assert "".join(stream(tokenizer, ids, [1] * len(ids))) == decode(tokenizer, ids)
+        assert "".join(stream(tokenizer, ids, [1] * len(ids))) == text_of(tokenizer, ids)
+        assert "".join(stream(tokenizer, ids, [rng.randint(1, 5)])) == text_of(tokenizer, ids)
 
 
-def test_held_back_bytes_are_flushed_at_the_end(tokenizer):
+def test_a_character_cut_at_the_end_is_dropped_in_every_split(tokenizer):
     ids = tokenizer.encode("ok 😀", add_special_tokens=False)
     cut = ids[:-1]  # ends in the middle of the emoji
+    assert decode(tokenizer, cut).endswith(REPLACEMENT)
+    one_shot = IncrementalDetokenizer(tokenizer).push(cut)  # a non-streamed answer: one push
+    assert one_shot == "".join(stream(tokenizer, cut, [1] * len(cut))) == "ok "
+
+
+def test_text_before_an_unfinished_character_is_not_held_back(tokenizer):
+    ids = tokenizer.encode("hello 中文", add_special_tokens=False)
     detok = IncrementalDetokenizer(tokenizer)
-    streamed = "".join(detok.push([i]) for i in cut)
-    assert REPLACEMENT not in streamed
-    assert streamed + detok.flush() == decode(tokenizer, cut)
+    first = detok.push(ids[:-1])  # "hello " + half of the last character
+    assert first.startswith("hello") and REPLACEMENT not in first
+    assert first + detok.push(ids[-1:]) == "hello 中文"
+
+
+def test_a_long_stream_keeps_only_its_window(tokenizer):
+    ids = tokenizer.encode(" ".join(["word"] * 400), add_special_tokens=False)
+    detok = IncrementalDetokenizer(tokenizer)
+    text = "".join(detok.push([i]) for i in ids)
+    assert text == decode(tokenizer, ids) and detok.count == len(ids)
+    assert len(detok._window) <= 2
 
 
 def test_special_tokens_are_skipped_like_the_full_decode(tokenizer):
@@ -85,43 +106,51 @@ def test_special_tokens_are_skipped_like_the_full_decode(tokenizer):
     assert "".join(stream(tokenizer, ids, [1] * len(ids))) == decode(tokenizer, ids) == "Hi there"
 
 
-def test_postprocess_protocol_open_stream_close(tokenizer):
+def test_postprocess_continues_a_keyed_stream_without_open_or_close_responses(tokenizer):
+    """Responses as TensorRT-LLM's backend sends them: new tokens only, no empty markers."""
     states = StreamStates(tokenizer)
     ids = tokenizer.encode("a 😀 b\n中", add_special_tokens=False)
-    pieces = [postprocess_text(states, "req1", [], 0)]
-    for n, tok in enumerate(ids, 1):
-        pieces.append(postprocess_text(states, "req1", [tok], n))
-    pieces.append(postprocess_text(states, "req1", [], len(ids)))
+    key = stream_key("", 123)
+    pieces = [postprocess_text(states, key, [tok]) for tok in ids]
     assert "".join(pieces) == decode(tokenizer, ids)
-    assert "req1" not in states
+    assert not any(REPLACEMENT in p for p in pieces), pieces
 
 
-def test_postprocess_non_streaming_and_anonymous_responses_decode_alone(tokenizer):
+def test_postprocess_non_streamed_answer_and_anonymous_responses(tokenizer):
     states = StreamStates(tokenizer)
     ids = tokenizer.encode("whole answer 😀", add_special_tokens=False)
-    assert postprocess_text(states, "r", ids, len(ids)) == decode(tokenizer, ids)
-    assert postprocess_text(states, "", [], 0) == ""
-    assert len(states) == 0
+    assert postprocess_text(states, stream_key("r", 7), ids) == decode(tokenizer, ids)
+    assert postprocess_text(states, "", ids[:2]) == decode(tokenizer, ids[:2])
+    assert len(states) == 1
 
 
-def test_interleaved_streams_do_not_mix(tokenizer):
+def test_interleaved_streams_without_request_ids_do_not_mix(tokenizer):
     states = StreamStates(tokenizer)
     a = tokenizer.encode("first 😀 stream", add_special_tokens=False)
     b = tokenizer.encode("second 中文 stream", add_special_tokens=False)
-    out = {"a": [postprocess_text(states, "a", [], 0)], "b": [postprocess_text(states, "b", [], 0)]}
+    keys = {"a": stream_key("", 1001), "b": stream_key("", 1002)}
+    out: dict[str, list[str]] = {"a": [], "b": []}
     for i in range(max(len(a), len(b))):
         if i < len(a):
-            out["a"].append(postprocess_text(states, "a", [a[i]], i + 1))
+            out["a"].append(postprocess_text(states, keys["a"], [a[i]]))
         if i < len(b):
-            out["b"].append(postprocess_text(states, "b", [b[i]], i + 1))
-    out["a"].append(postprocess_text(states, "a", [], len(a)))
-    out["b"].append(postprocess_text(states, "b", [], len(b)))
+            out["b"].append(postprocess_text(states, keys["b"], [b[i]]))
     assert "".join(out["a"]) == "first 😀 stream"
     assert "".join(out["b"]) == "second 中文 stream"
 
 
-def test_stream_states_are_bounded(tokenizer):
+def test_stream_keys_and_stop_ids():
+    assert stream_key("", None) == "" and stream_key("req", None) == "req"
+    assert stream_key("", 5) != stream_key("", 6) != stream_key("req", 6)
+    assert stop_id("req", 5) == "req"  # the C++ backend stops by Triton request id
+    assert stop_id("", 5) == "arrival_time_ns=5" and stop_id("", None) == ""
+
+
+def test_stream_states_are_bounded_and_forget(tokenizer):
     states = StreamStates(tokenizer, max_streams=3)
     for key in "abcde":
         states.get(key)
     assert len(states) == 3 and "a" not in states and "e" in states
+    states.forget("e")
+    states.forget("never")
+    assert "e" not in states and len(states) == 2

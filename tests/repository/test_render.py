@@ -13,6 +13,7 @@ from tritonclient.grpc import model_config_pb2
 from triton_llm.engine.recipe import Serving
 from triton_llm.errors import ConfigError, IncompatibleError
 from triton_llm.repository import MODELS, fill_template, plan_parameters, render_files, render_repository
+from triton_llm.repository.metrics import cancellation_facts
 
 GOLDEN = Path(__file__).parent / "golden"
 ENGINE = Path("/engines/0123456789ab")
@@ -125,12 +126,36 @@ def test_tensor_names_match_the_inflight_batcher_llm_contract():
     assert llm_in["streaming"] == ("TYPE_BOOL", [1])
     assert llm_in["stop_words_list"] == ("TYPE_INT32", [2, -1])
     assert {"end_id", "pad_id", "temperature", "runtime_top_k", "runtime_top_p", "seed"} <= set(llm_in)
-    assert {o.name: list(o.dims) for o in llm.output} == {"output_ids": [-1, -1], "sequence_length": [-1]}
+    outputs = {o.name: list(o.dims) for o in llm.output}
+    assert outputs["output_ids"] == [-1, -1] and outputs["sequence_length"] == [-1]
     steps = [s.model_name for s in ens.ensemble_scheduling.step]
     assert steps == ["preprocessing", "tensorrt_llm", "postprocessing"]
     bls = parse("cpu", "tensorrt_llm_bls")
     assert {i.name for i in bls.input} == set(inputs)
     assert bls.model_transaction_policy.decoupled
+
+
+@pytest.mark.parametrize("backend", ["cpu", "gpu"])
+def test_ensemble_wires_the_stream_key_and_postprocessing_sees_cancelled_requests(backend):
+    """TensorRT-LLM 1.2's return_perf_metrics -> arrival_time_ns reaches postprocessing (the stream
+    key), and postprocessing has no batcher that would drop the requests Triton creates cancelled."""
+    llm = parse(backend, "tensorrt_llm")
+    llm_in = {i.name: (model_config_pb2.DataType.Name(i.data_type), list(i.dims)) for i in llm.input}
+    assert llm_in["stop"] == ("TYPE_BOOL", [1]) and llm_in["return_perf_metrics"] == ("TYPE_BOOL", [1])
+    # the 1.2 backend writes every perf output once return_perf_metrics is set, and fails the
+    # request when the config lacks one (facts: tensorrtllm_backend_1_2.perf_outputs)
+    perf = cancellation_facts()["tensorrtllm_backend_1_2"]["perf_outputs"]
+    declared = {o.name: (model_config_pb2.DataType.Name(o.data_type), list(o.dims)) for o in llm.output}
+    assert {name: declared.get(name) for name in perf} == {name: (t, [1]) for name, t in perf.items()}
+    steps = {s.model_name: s for s in parse(backend, "ensemble").ensemble_scheduling.step}
+    assert steps["preprocessing"].output_map["OUT_RETURN_PERF_METRICS"] == "_RETURN_PERF_METRICS"
+    assert steps["tensorrt_llm"].input_map["return_perf_metrics"] == "_RETURN_PERF_METRICS"
+    assert steps["tensorrt_llm"].output_map["arrival_time_ns"] == "_ARRIVAL_TIME_NS"
+    assert steps["postprocessing"].input_map["ARRIVAL_TIME_NS"] == "_ARRIVAL_TIME_NS"
+    post = parse(backend, "postprocessing")
+    assert not post.HasField("dynamic_batching")
+    assert [i.optional for i in post.input if i.name == "ARRIVAL_TIME_NS"] == [True]
+    assert post.parameters["tensorrt_llm_model_name"].string_value == "tensorrt_llm"
 
 
 def write_engine(tmp_path: Path, config: dict) -> Path:

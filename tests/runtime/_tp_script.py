@@ -4,7 +4,9 @@ Usage: python -m tests.runtime._tp_script CHECKPOINT_DIR PROMPTS_JSON OUT_PT [st
 
 ``step``: rank 0 calls Generator.step() itself. ``loop``: rank 0 serves through a
 GeneratorLoop and ranks > 0 follow in ``run_worker`` on a background thread, as the Triton
-model does. Rank 0 writes ``{"outputs": {id: [tokens]}, "logits": first prompt's logits}``.
+model does; it then cancels a long request mid-stream and records every rank's slot count
+while it ran and after (``rank_slots``). Rank 0 writes
+``{"outputs": {id: [tokens]}, "logits": first prompt's logits, "rank_slots": ...}``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import json
 import queue
 import sys
 import threading
+import time
 from pathlib import Path
 
 import torch
@@ -20,7 +23,9 @@ import torch
 from triton_llm.runtime import GenerationRequest, Generator, GeneratorLoop, MpiComm, generate, run_worker
 
 
-def _serve_with_loop(gen: Generator, requests: list[GenerationRequest]) -> dict[str, list[int]]:
+def _serve_with_loop(
+    gen: Generator, requests: list[GenerationRequest]
+) -> tuple[dict[str, list[int]], dict[str, list[int]]]:
     loop = GeneratorLoop(gen)
     events: queue.Queue = queue.Queue()
     try:
@@ -33,9 +38,25 @@ def _serve_with_loop(gen: Generator, requests: list[GenerationRequest]) -> dict[
             out[ev.request_id].extend(ev.new_token_ids)
             if ev.finished:
                 open_ids.discard(ev.request_id)
-        return out
+        return out, _cancel_mid_stream(loop, requests[0].input_ids)
     finally:
         loop.close()
+
+
+def _cancel_mid_stream(loop: GeneratorLoop, prompt: list[int]) -> dict[str, list[int]]:
+    """Cancel a long request on rank 0 after a few tokens; every rank's slots while it ran and after."""
+    events: queue.Queue = queue.Queue()
+    loop.submit(GenerationRequest("long", prompt, 60), events)
+    for _ in range(3):
+        events.get(timeout=300)
+    running = list(loop.stats().rank_slots)
+    loop.cancel("long")
+    while not events.get(timeout=300).finished:
+        pass
+    deadline = time.monotonic() + 30
+    while any(loop.stats().rank_slots) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return {"running": running, "after_cancel": list(loop.stats().rank_slots)}
 
 
 def main() -> None:
@@ -56,14 +77,15 @@ def main() -> None:
     requests = [
         GenerationRequest(str(i), ids, spec["max_new_tokens"]) for i, ids in enumerate(spec["prompts"])
     ]
+    slots: dict[str, list[int]] = {}
     if mode == "loop":
-        outputs = _serve_with_loop(gen, requests)  # closes the generator
+        outputs, slots = _serve_with_loop(gen, requests)  # closes the generator
     else:
         try:
             outputs = generate(gen, requests)
         finally:
             gen.close()
-    torch.save({"outputs": outputs, "logits": logits, "size": comm.size}, out_path)
+    torch.save({"outputs": outputs, "logits": logits, "size": comm.size, "rank_slots": slots}, out_path)
 
 
 if __name__ == "__main__":

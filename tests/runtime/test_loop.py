@@ -79,3 +79,32 @@ def test_close_cancels_running_requests(idle_generator, prompt_ids) -> None:
     with pytest.raises(RuntimeError, match="closed"):
         loop.submit(GenerationRequest("late", prompt_ids[0], 2), queue.Queue())
     assert not idle_generator.has_work()
+
+
+def test_stats_count_queued_and_running_and_cancelled_queued_requests_leave(
+    idle_generator, prompt_ids
+) -> None:
+    """Requests beyond max_batch_size wait in the queue; cancelling them (and the running ones)
+    leaves nothing active, as the Triton model's metrics report it."""
+    loop = GeneratorLoop(idle_generator)
+    try:
+        limit = idle_generator.limits.max_batch_size
+        queues = [queue.Queue() for _ in range(limit + 2)]
+        for i, q in enumerate(queues):
+            loop.submit(GenerationRequest(f"s{i}", prompt_ids[i % len(prompt_ids)], 200), q)
+        queues[0].get(timeout=120)
+        stats = loop.stats()
+        assert (stats.running, stats.queued, stats.active) == (limit, 2, limit + 2)
+        assert stats.rank_slots == (limit,) and stats.max_batch_size == limit
+        for i in range(len(queues)):
+            loop.cancel(f"s{i}")
+        for q in queues:
+            _, last = _collect(q)
+            assert last.finish_reason == "cancelled"
+        deadline = time.monotonic() + 30
+        while loop.stats().active or any(loop.stats().rank_slots):
+            assert time.monotonic() < deadline, loop.stats()
+            time.sleep(0.01)
+    finally:
+        loop.close()
+    assert not idle_generator.has_work()

@@ -64,12 +64,14 @@ def test_tp4_replicates_kv_heads_and_pads_vocab(model_base, tmp_path) -> None:
     """tp=4 > 2 KV heads (each replicated on 2 ranks) and vocab 250 padded to 252: equals tp=1 and
     transformers greedy. (The default model cannot show this: tp=9 does not divide its MLP.)
     Rank 0 serves through a GeneratorLoop and ranks > 0 follow in run_worker threads, as in Triton;
-    closing the loop must release the workers (mpirun would otherwise hang and time out)."""
+    closing the loop must release the workers (mpirun would otherwise hang and time out). A request
+    cancelled on rank 0 frees its slot on every rank, as each rank counts its own slots."""
     from transformers import AutoModelForCausalLM
 
     g = torch.Generator().manual_seed(1)
     prompts = [torch.randint(0, 250, (n,), generator=g).tolist() for n in (7, 19)]
     result = _mpirun(4, converted_tiny_dir(model_base, tp=4), prompts, tmp_path, mode="loop")
+    assert result["rank_slots"] == {"running": [1, 1, 1, 1], "after_cancel": [0, 0, 0, 0]}
     gen = Generator(
         converted_tiny_dir(model_base, tp=1), max_batch_size=4, max_input_len=192, max_seq_len=256
     )

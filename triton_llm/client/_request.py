@@ -97,8 +97,9 @@ def check_params(params: GenerateParams) -> None:
 def stop_inputs() -> list[tuple[str, np.ndarray, str]]:
     """Inputs of a ``tensorrt_llm`` request with ``stop=true`` (TensorRT-LLM's explicit cancel).
 
-    Sent with the cancelled request's id after closing its stream: Triton 2.51's ensemble
-    does not pass stream cancellation on to ``tensorrt_llm``.
+    Sent with the cancelled request's id after closing its stream: Triton's ensemble does
+    not pass a cancellation on to the running ``tensorrt_llm`` step, and the server's own
+    relay (postprocessing) only acts when the next token arrives; this stops it at once.
     """
     one = np.ones((1, 1), dtype=np.int32)
     return [
@@ -110,7 +111,7 @@ def stop_inputs() -> list[tuple[str, np.ndarray, str]]:
 
 
 def new_request_id() -> str:
-    """A unique request id: postprocessing keys its streaming detokenizer state by it."""
+    """A unique request id: what the ``stop`` input (and, on GPU, the server's relay) addresses."""
     return uuid.uuid4().hex
 
 
@@ -149,8 +150,8 @@ def summarize(chunks: list[Chunk], *, sent: float) -> Completion:
     """Text, token count and timings of a finished stream.
 
     The token count is the sum of ``num_output_tokens``; for a model that does not report
-    it, each response counts as one decode step, except an empty first response (the
-    stream-open marker) and an empty final one (the close marker).
+    it, each response counts as one decode step, except an empty first response and an
+    empty final one (the flag-only end of stream).
     """
     pieces = [c.text for c in chunks]
     counted = list(chunks)

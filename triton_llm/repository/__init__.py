@@ -1,7 +1,8 @@
 """Triton model repository: render the inflight_batcher_llm-compatible templates.
 
 The python-backend models' logic (tokenizing, exact streaming detokenization, the CPU
-``tensorrt_llm`` model, BLS) lives here too, so each ``model.py`` stays a thin shim.
+``tensorrt_llm`` model, BLS, cancellation relays and the CPU model's metrics) lives here
+too, so each ``model.py`` stays a thin shim.
 """
 
 from triton_llm.repository.detokenizer import IncrementalDetokenizer, StreamStates

@@ -3,6 +3,12 @@
 One thread per request calls ``preprocessing``, then ``tensorrt_llm`` (decoupled when
 streaming) and detokenizes in-process with its own :class:`IncrementalDetokenizer`, so
 streamed text is exact without any cross-model state.
+
+The BLS request is the one Triton cancels, but Triton 2.51 cannot cancel the BLS's own
+``tensorrt_llm`` request: on every response, and every cancellation check period for a
+request still queued in ``tensorrt_llm``, a cancelled BLS request stops its ``tensorrt_llm``
+request with TensorRT-LLM's ``stop`` input (by the id the BLS gave it), as the C++ backend
+understands too.
 """
 
 from __future__ import annotations
@@ -14,7 +20,9 @@ from typing import Any
 import numpy as np
 
 from triton_llm.repository import _pb
-from triton_llm.repository.detokenizer import IncrementalDetokenizer, decode
+from triton_llm.repository.cancel import Poller, Watched, send_stop
+from triton_llm.repository.detokenizer import IncrementalDetokenizer
+from triton_llm.repository.metrics import backend_default
 from triton_llm.repository.preprocess import load_tokenizer
 
 # ensemble input -> (model, input name)
@@ -63,6 +71,16 @@ class BlsModel:
         self.skip = params.get("skip_special_tokens", "true").lower() == "true"
         self.tokenizer = load_tokenizer(params["tokenizer_dir"])
         self._threads: set[threading.Thread] = set()
+        self._lock = threading.Lock()
+        self._inflight: dict[str, Watched] = {}  # tensorrt_llm request id -> the BLS request
+        self._stopped: set[str] = set()
+        period = backend_default("cancellation_check_period_ms") / 1000.0
+        self._poller = Poller(
+            period, self._check_cancelled, name="bls-cancel-check", on_error=self._log_error
+        )
+
+    def _log_error(self, e: Exception) -> None:
+        self.pb.Logger.log_error(f"tensorrt_llm_bls: {type(e).__name__}: {e}")
 
     def _tensors(self, request: Any, names: dict[str, str]) -> list[Any]:
         out = []
@@ -72,10 +90,28 @@ class BlsModel:
                 out.append(self.pb.Tensor(theirs, arr))
         return out
 
+    def _stop_once(self, inner_id: str) -> None:
+        """Stop our tensorrt_llm request (once, whichever check sees the cancellation first)."""
+        with self._lock:
+            if inner_id in self._stopped or inner_id not in self._inflight:
+                return
+            self._stopped.add(inner_id)
+        self.pb.Logger.log_info(f"tensorrt_llm_bls: request {inner_id} cancelled by the client")
+        send_stop(self.pb, self.llm, inner_id)
+
+    def _check_cancelled(self) -> None:
+        with self._lock:
+            inflight = list(self._inflight.items())
+        for inner_id, watched in inflight:
+            if watched.is_cancelled():
+                self._stop_once(inner_id)
+
     def _run(self, request: Any) -> None:
         pb = self.pb
         sender = request.get_response_sender()
         final = pb.TRITONSERVER_RESPONSE_COMPLETE_FINAL
+        inner_id = f"bls-{uuid.uuid4().hex}"
+        watched = Watched(request)
         try:
             pre = pb.InferenceRequest(
                 model_name="preprocessing",
@@ -87,7 +123,6 @@ class BlsModel:
             inputs = [pb.Tensor(_PRE_TO_LLM[t.name()], t.as_numpy()) for t in pre.output_tensors()]
             inputs += self._tensors(request, _LLM_INPUTS)
             streaming = bool(_pb.scalar(pb, request, "stream") or False)
-            inner_id = f"bls-{uuid.uuid4().hex}"
             llm_request = pb.InferenceRequest(
                 model_name=self.llm,
                 inputs=inputs,
@@ -95,52 +130,36 @@ class BlsModel:
                 request_id=inner_id,
             )
             detok = IncrementalDetokenizer(self.tokenizer, skip_special_tokens=self.skip)
-            for response in llm_request.exec(decoupled=True):
-                if sender.is_cancelled():
-                    self._stop(inner_id)
-                    pb.Logger.log_info("tensorrt_llm_bls: request cancelled by the client")
-                    break
+            with self._lock:
+                self._inflight[inner_id] = watched
+            cancelled = False
+            for response in llm_request.exec(decoupled=True):  # read to the end, even when cancelled
+                cancelled = cancelled or watched.is_cancelled()
+                if cancelled:
+                    self._stop_once(inner_id)
+                    continue
                 if response.has_error():
                     raise RuntimeError(response.error().message())
                 tensor = pb.get_output_tensor_by_name(response, "output_ids")
                 if tensor is None:
                     continue
                 ids = [int(x) for x in tensor.as_numpy().reshape(-1)]
-                if streaming:
-                    piece = detok.push(ids) if ids else detok.flush()
-                    if piece or ids:
-                        self._send_text(sender, piece, len(ids))
-                else:
-                    detok.ids.extend(ids)
-            if not streaming:
-                text = decode(self.tokenizer, detok.ids, skip_special_tokens=self.skip)
-                self._send_text(sender, text, len(detok.ids))
-            else:
-                tail = detok.flush()
-                if tail:
-                    self._send_text(sender, tail, 0)
-            sender.send(flags=final)
+                piece = detok.push(ids)
+                if streaming and ids:
+                    self._send_text(sender, piece, len(ids))
+            if not streaming and not cancelled:
+                self._send_text(sender, detok.text, detok.count)
+            watched.finish(lambda: sender.send(flags=final))
         except Exception as e:  # every failure must reach the client and end the stream
+            error = _pb.error_response(pb, str(e))
             try:
-                sender.send(_pb.error_response(pb, str(e)), flags=final)
+                watched.finish(lambda: sender.send(error, flags=final))
             except Exception as gone:  # the client cancelled: nobody to tell
                 pb.Logger.log_info(f"tensorrt_llm_bls: request cancelled by the client ({gone})")
-
-    def _stop(self, inner_id: str) -> None:
-        """Cancel the tensorrt_llm request with TensorRT-LLM's ``stop`` input."""
-        pb = self.pb
-        one = np.ones((1, 1), dtype=np.int32)
-        inputs = [
-            pb.Tensor("input_ids", one),
-            pb.Tensor("input_lengths", one),
-            pb.Tensor("request_output_len", one),
-            pb.Tensor("stop", np.ones((1, 1), dtype=bool)),
-        ]
-        request = pb.InferenceRequest(
-            model_name=self.llm, inputs=inputs, requested_output_names=["output_ids"], request_id=inner_id
-        )
-        for _ in request.exec(decoupled=True):
-            pass
+        finally:
+            with self._lock:
+                self._inflight.pop(inner_id, None)
+                self._stopped.discard(inner_id)
 
     def _send_text(self, sender: Any, text: str, tokens: int) -> None:
         out = np.array([[text.encode("utf-8")]], dtype=object)
@@ -156,5 +175,6 @@ class BlsModel:
         return None
 
     def finalize(self) -> None:
+        self._poller.close()
         for thread in list(self._threads):
             thread.join(timeout=5)

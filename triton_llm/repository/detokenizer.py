@@ -3,14 +3,18 @@
 Decoding tokens one by one loses text: SentencePiece drops the leading space of a lone
 token, and a multi-byte UTF-8 character (emoji, CJK) split over two tokens decodes to
 U+FFFD twice. :class:`IncrementalDetokenizer` decodes a small window of recent tokens
-instead, emits only the text that the window adds, and holds back text that ends in an
-incomplete character until the next token completes it. The concatenation of every
-piece it returns (including :meth:`IncrementalDetokenizer.flush`) equals
-``decode(all_ids)``.
+instead, emits only the text that the window adds, and holds back an incomplete character
+at the end until a later token completes it.
+
+The rule every path follows (postprocessing streamed or not, the BLS): the text of a token
+sequence is its full decode without trailing U+FFFD. However the sequence is split into
+pushes, the pieces concatenate to that text. A generation cut inside a multi-byte character
+(by its token limit) therefore ends without the replacement characters: a stream cannot
+know that no token will complete the character, and the one-shot text must equal it.
 
 :class:`StreamStates` keeps one detokenizer per stream inside the postprocessing model,
-keyed by the Triton request id; it is bounded, so streams that never signal their end
-cannot leak memory. :func:`postprocess_text` is the postprocessing model's protocol.
+keyed by :func:`triton_llm.repository.cancel.stream_key`; it is bounded (least recently used
+streams are dropped), because a stream's last response does not say that it is the last.
 """
 
 from __future__ import annotations
@@ -35,44 +39,56 @@ def decode(tokenizer: Decoder, ids: Sequence[int], *, skip_special_tokens: bool 
     )
 
 
+def complete_text(text: str) -> str:
+    """``text`` without the replacement characters an unfinished last character decodes to."""
+    return text.rstrip(REPLACEMENT)
+
+
 class IncrementalDetokenizer:
-    """Turns a growing token sequence into text pieces whose concatenation is exact."""
+    """Turns a growing token sequence into text pieces whose concatenation is exact.
+
+    Only the tokens of the current window are kept (the last settled token onwards), so a
+    long-lived stream holds a few ids, not its history.
+    """
 
     def __init__(self, tokenizer: Decoder, *, skip_special_tokens: bool = True) -> None:
         self._tok = tokenizer
         self._skip = skip_special_tokens
-        self.ids: list[int] = []
-        self._prefix = 0  # start of the decode window
-        self._read = 0  # tokens before this index are already emitted
+        self._window: list[int] = []  # tokens from the window start
+        self._read = 0  # tokens of the window whose text is settled
+        self._pending = ""  # text emitted beyond the settled part (the window ends mid-character)
         self._emitted: list[str] = []
+        self.count = 0  # tokens pushed so far
 
     def _decode(self, ids: Sequence[int]) -> str:
         return decode(self._tok, ids, skip_special_tokens=self._skip)
 
     def push(self, new_ids: Sequence[int]) -> str:
         """Add tokens; return the newly complete text ('' while a character is incomplete)."""
-        self.ids.extend(int(i) for i in new_ids)
-        if len(self.ids) == self._read:
+        new_ids = [int(i) for i in new_ids]
+        if not new_ids:
             return ""
-        prefix_text = self._decode(self.ids[self._prefix : self._read])
-        window_text = self._decode(self.ids[self._prefix :])
-        if window_text.endswith(REPLACEMENT):
-            return ""
+        self.count += len(new_ids)
+        self._window.extend(new_ids)
+        prefix_text = self._decode(self._window[: self._read])
+        window_text = self._decode(self._window)
         if window_text.startswith(prefix_text):
-            piece = window_text[len(prefix_text) :]
-        else:  # a tokenizer whose window decode is not prefix-stable: fall back to a full decode
-            piece = self._decode(self.ids)[len("".join(self._emitted)) :]
-        self._prefix, self._read = self._read, len(self.ids)
-        self._emitted.append(piece)
-        return piece
-
-    def flush(self) -> str:
-        """The held-back text at the end of the stream (may contain U+FFFD, as a full decode does)."""
-        if len(self.ids) == self._read:
-            return ""
-        full = self._decode(self.ids)
-        piece = full[len("".join(self._emitted)) :]
-        self._read = len(self.ids)
+            new = window_text[len(prefix_text) :]
+        else:  # a tokenizer whose window decode is not prefix-stable: skip the common part
+            common = 0
+            while common < min(len(prefix_text), len(window_text)) and (
+                prefix_text[common] == window_text[common]
+            ):
+                common += 1
+            new = window_text[common:]
+        complete = complete_text(new)
+        piece = complete[len(self._pending) :] if complete.startswith(self._pending) else ""
+        if len(complete) < len(new):  # ends inside a character: keep the window open
+            self._pending += piece
+        else:  # settle: the window restarts at the tokens just read
+            self._window = self._window[self._read :]
+            self._read = len(self._window)
+            self._pending = ""
         self._emitted.append(piece)
         return piece
 
@@ -83,7 +99,7 @@ class IncrementalDetokenizer:
 
 
 class StreamStates:
-    """Detokenizers by stream id, least recently used evicted beyond ``max_streams``."""
+    """Detokenizers by stream key, least recently used dropped beyond ``max_streams``."""
 
     def __init__(self, tokenizer: Decoder, *, max_streams: int = 4096, skip_special_tokens: bool = True):
         self.tokenizer = tokenizer
@@ -97,51 +113,40 @@ class StreamStates:
     def __contains__(self, key: object) -> bool:
         return key in self._states
 
-    def get(self, stream_id: str) -> IncrementalDetokenizer:
+    def get(self, key: str) -> IncrementalDetokenizer:
         """The stream's detokenizer, created on first use."""
-        state = self._states.get(stream_id)
+        state = self._states.get(key)
         if state is None:
             state = IncrementalDetokenizer(self.tokenizer, skip_special_tokens=self.skip_special_tokens)
-            self._states[stream_id] = state
+            self._states[key] = state
             while len(self._states) > self._max:
                 self._states.popitem(last=False)
         else:
-            self._states.move_to_end(stream_id)
+            self._states.move_to_end(key)
         return state
 
-    def finish(self, stream_id: str) -> str:
-        """Flush and forget a stream; '' for an unknown stream."""
-        state = self._states.pop(stream_id, None)
-        return state.flush() if state is not None else ""
+    def forget(self, key: str) -> None:
+        """Drop a stream's state (unknown keys are ignored)."""
+        self._states.pop(key, None)
 
 
-def postprocess_text(states: StreamStates, key: str, ids: list[int], sequence_length: int) -> str:
+def postprocess_text(states: StreamStates, key: str, ids: list[int]) -> str:
     """The text of one ``tensorrt_llm`` response, exact across a stream.
 
-    The protocol (the CPU ``tensorrt_llm`` model follows it; see trtllm_cpu.py): a stream
-    opens with a response of no tokens and ``sequence_length == 0``, its responses carry
-    the new tokens, and it closes with a response of no tokens and ``sequence_length > 0``
-    (the total). Postprocessing keeps a detokenizer per request id between the two. Any
-    other response (non-streaming, or a backend that does not open streams) decodes on
-    its own. Without a request id (``key == ''``) streams cannot be told apart, so each
-    response decodes on its own too.
+    ``tensorrt_llm`` responds as TensorRT-LLM 1.2's backend does: each streamed response
+    carries only its new tokens, a non-streamed one all of them, and none says whether more
+    follow. With a stream key, the response continues that stream's detokenizer (a
+    non-streamed answer is a stream of one response). Without one (no request id and no
+    ``arrival_time_ns``), responses cannot be told apart and each decodes on its own.
 
     Args:
-        states: the detokenizers of open streams.
-        key: the Triton request id ('' when the client set none).
+        states: the detokenizers of the streams seen so far.
+        key: the stream key ('' when there is none).
         ids: this response's tokens.
-        sequence_length: the response's ``sequence_length``.
 
     Returns:
         The text piece for this response.
     """
-    if not ids and sequence_length == 0:
-        if key:
-            states.finish(key)
-            states.get(key)
-        return ""
-    if key and key in states:
-        if not ids:
-            return states.finish(key)
-        return states.get(key).push(ids)
-    return decode(states.tokenizer, ids, skip_special_tokens=states.skip_special_tokens)
+    if not key:
+        return decode(states.tokenizer, ids, skip_special_tokens=states.skip_special_tokens)
+    return states.get(key).push(ids)

@@ -4,17 +4,25 @@ On GPU the same config renders with ``backend: "tensorrtllm"`` and TensorRT-LLM'
 backend serves the engine; on CPU it renders with ``backend: "python"`` and this module
 serves the cpu backend's checkpoint with :mod:`triton_llm.runtime`, speaking the same
 tensors (input_ids, input_lengths, request_output_len, streaming, ... -> output_ids,
-sequence_length). Streaming responses carry only the new tokens, as TensorRT-LLM does,
-with ``sequence_length`` counting all tokens so far; a stream opens and closes with a
-response of no tokens (sequence_length 0, then the total) so postprocessing can
-detokenize it exactly (see detokenizer.postprocess_text).
+sequence_length) and responding as TensorRT-LLM 1.2's backend does: a streamed response
+carries only the new tokens and ``sequence_length`` counts them, the last one is flagged
+final, and there are no empty responses; ``return_perf_metrics`` adds ``arrival_time_ns``.
+
+Cancellation reaches the runtime within one decode step, from every source: Triton's
+cancellation flag (checked on every token and every ``cancellation_check_period_ms`` for
+queued requests), a response the client no longer takes, and the ``stop`` input, addressed
+by Triton request id as in TensorRT-LLM or by ``arrival_time_ns=<n>`` (what postprocessing
+relays for an ensemble request sent without id; see triton_llm.repository.cancel).
+Counts and load go to Triton's /metrics (triton_llm.repository.metrics).
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +30,8 @@ from typing import Any
 import numpy as np
 
 from triton_llm.repository import _pb
+from triton_llm.repository.cancel import ARRIVAL_ID_PREFIX, Poller
+from triton_llm.repository.metrics import RuntimeMetrics, backend_default
 from triton_llm.repository.preprocess import RequestError, list_to_words
 
 # Inputs the CPU runtime does not implement, with the value that means "off".
@@ -110,12 +120,17 @@ def create_loop(params: dict[str, str]) -> Any:
 
 @dataclass
 class _Stream:
+    request: Any
     sender: Any
     streaming: bool
     prefix: list[int]
+    arrival_ns: int
+    perf: bool  # return_perf_metrics
+    stop_ids: tuple[str, ...]
     tokens: list[int] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)  # one sender call at a time
+    closed: bool = False  # the final response is sent
     done: threading.Event = field(default_factory=threading.Event)
-    triton_id: str = ""
     final: Any = None  # non-decoupled mode: the one response
 
 
@@ -132,7 +147,26 @@ class CpuLlmModel:
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._streams: dict[str, _Stream] = {}
-        self._by_triton_id: dict[str, str] = {}
+        self._by_stop_id: dict[str, str] = {}
+        self._last_arrival = 0
+        self.metrics: RuntimeMetrics | None = None
+        self._pollers: list[Poller] = []
+        if self.loop is None:  # ranks > 0 of a group serve no requests (and export no metrics)
+            return
+        self.metrics = RuntimeMetrics(pb, model=args["model_name"], version=str(args["model_version"]))
+        cancel_period = self._period("cancellation_check_period_ms")
+        stats_period = self._period("stats_check_period_ms")
+        self._pollers = [
+            Poller(cancel_period, self._check_cancelled, name="cancel-check", on_error=self._log_error),
+            Poller(stats_period, self._report_stats, name="stats", on_error=self._log_error),
+        ]
+
+    def _period(self, name: str) -> float:
+        value = self.params.get(name, "").strip()
+        return (int(value) if value else backend_default(name)) / 1000.0
+
+    def _log_error(self, e: Exception) -> None:
+        self.pb.Logger.log_error(f"tensorrt_llm: {type(e).__name__}: {e}")
 
     # --- request parsing -------------------------------------------------------------------
     def _request(self, request: Any, request_id: str) -> tuple[Any, bool, list[int]]:
@@ -178,41 +212,87 @@ class CpuLlmModel:
         return gen, streaming, prefix
 
     # --- responses -------------------------------------------------------------------------
-    def _tokens_response(self, tokens: list[int], total: int | None = None) -> Any:
+    def _tokens_response(self, stream: _Stream, tokens: list[int]) -> Any:
         arr = np.asarray(tokens, dtype=np.int32).reshape(1, 1, -1)
-        length = arr.shape[-1] if total is None else total
-        return self.pb.InferenceResponse(
-            output_tensors=[
-                self.pb.Tensor("output_ids", arr),
-                self.pb.Tensor("sequence_length", np.array([[length]], dtype=np.int32)),
-            ]
-        )
+        tensors = [
+            self.pb.Tensor("output_ids", arr),
+            self.pb.Tensor("sequence_length", np.array([[arr.shape[-1]]], dtype=np.int32)),
+        ]
+        if stream.perf:
+            tensors.append(self.pb.Tensor("arrival_time_ns", np.array([[stream.arrival_ns]], dtype=np.int64)))
+        return self.pb.InferenceResponse(output_tensors=tensors)
+
+    def _take(self, request_id: str) -> _Stream | None:
+        """Remove a stream from the registry; exactly one caller gets it."""
+        with self._lock:
+            stream = self._streams.pop(request_id, None)
+            if stream is not None:
+                for key in stream.stop_ids:
+                    if self._by_stop_id.get(key) == request_id:
+                        del self._by_stop_id[key]
+            return stream
+
+    @staticmethod
+    def _flagged(stream: _Stream) -> bool:
+        """Triton's cancellation flag, asked only while the request lives (until its final response).
+
+        The python backend releases a request with its final response; asking after that reads
+        freed memory in the server, hence the stream lock the final send also holds.
+        """
+        with stream.lock:
+            return not stream.closed and bool(stream.request.is_cancelled())
+
+    def _send(self, stream: _Stream, response: Any, *, final: bool) -> None:
+        """Send on a decoupled stream (nothing after the final response). Raises what the sender raises."""
+        with stream.lock:
+            if stream.closed:
+                return
+            flags = self.pb.TRITONSERVER_RESPONSE_COMPLETE_FINAL if final else 0
+            stream.closed = final
+            if response is None:
+                stream.sender.send(flags=flags)
+            else:
+                stream.sender.send(response, flags=flags)
 
     def _finish(self, request_id: str, response: Any) -> None:
-        stream = self._streams.pop(request_id, None)
+        stream = self._take(request_id)
         if stream is None:
             return
-        if stream.triton_id:
-            self._by_triton_id.pop(stream.triton_id, None)
-        final = self.pb.TRITONSERVER_RESPONSE_COMPLETE_FINAL
         if self.decoupled:
-            if response is None:
-                stream.sender.send(flags=final)
-            else:
-                stream.sender.send(response, flags=final)
+            try:
+                self._send(stream, response, final=True)
+            except Exception as e:  # the client went away at the very end
+                self._log_error(e)
         else:
-            stream.final = response
+            with stream.lock:
+                stream.closed, stream.final = True, response
+        stream.done.set()
+
+    def _cancel(self, request_id: str, reason: str, why: str) -> None:
+        """Stop a request in the runtime (at its next step) and end its Triton request."""
+        stream = self._take(request_id)
+        if stream is None:
+            return  # finished or cancelled already
+        self.loop.cancel(request_id)
+        if self.metrics is not None:
+            self.metrics.cancelled(reason)
+        self.pb.Logger.log_info(f"tensorrt_llm: request {request_id} cancelled by the client ({why})")
+        if self.decoupled:
+            with contextlib.suppress(Exception):  # nobody is listening any more
+                self._send(stream, None, final=True)
+        else:
+            with stream.lock:
+                stream.closed, stream.final = True, _pb.error_response(self.pb, "request cancelled")
         stream.done.set()
 
     def _on_event(self, event: Any) -> None:
         request_id = event.request_id
-        stream = self._streams.get(request_id)
+        with self._lock:
+            stream = self._streams.get(request_id)
         if stream is None:
             return
-        if self.decoupled and stream.sender.is_cancelled():
-            self.loop.cancel(request_id)
-            self._finish(request_id, None)
-            self.pb.Logger.log_info(f"tensorrt_llm: request {request_id} cancelled by the client")
+        if self._flagged(stream):
+            self._cancel(request_id, "client", "Triton cancellation")
             return
         if event.error:
             self._finish(request_id, _pb.error_response(self.pb, str(event.error)))
@@ -220,37 +300,70 @@ class CpuLlmModel:
         new = [int(t) for t in event.new_token_ids]
         stream.tokens.extend(new)
         if stream.streaming:
+            if event.finished:
+                self._finish(request_id, self._tokens_response(stream, new) if new else None)
+                return
             try:
                 if new:
-                    stream.sender.send(self._tokens_response(new, len(stream.tokens)))
-                if event.finished:
-                    self._finish(request_id, self._tokens_response([], max(len(stream.tokens), 1)))
-            except Exception as e:  # the client went away (e.g. a cancelled ensemble request)
-                self._streams.pop(request_id, None)
-                self.loop.cancel(request_id)
-                self.pb.Logger.log_info(
-                    f"tensorrt_llm: request {request_id} cancelled by the client ({type(e).__name__}: {e})"
-                )
+                    self._send(stream, self._tokens_response(stream, new), final=False)
+            except Exception as e:  # the client no longer takes responses
+                self._cancel(request_id, "client", f"{type(e).__name__}: {e}")
             return
         if event.finished:
-            self._finish(request_id, self._tokens_response(stream.prefix + stream.tokens))
+            self._finish(request_id, self._tokens_response(stream, stream.prefix + stream.tokens))
+
+    def _check_cancelled(self) -> None:
+        """Every cancellation_check_period_ms: Triton's flag on every request, queued ones included."""
+        with self._lock:
+            streams = list(self._streams.items())
+        for request_id, stream in streams:
+            if self._flagged(stream):
+                self._cancel(request_id, "client", "Triton cancellation")
+
+    def _report_stats(self) -> None:
+        if self.metrics is not None:
+            self.metrics.update(self.loop.stats())
 
     def _stop(self, request: Any) -> _Stream | None:
-        """A ``stop`` request: cancel the running request with the same Triton request id.
+        """A ``stop`` request: cancel the running request it names, as TensorRT-LLM's backend does.
 
-        This is TensorRT-LLM's explicit cancellation; clients send it after cancelling a
-        stream because Triton 2.51's ensemble does not pass cancellation to its steps.
+        It names the request by Triton request id, or (CPU runtime only) by
+        ``arrival_time_ns=<n>``; an unknown id is not an error (the request may have ended),
+        an empty id is.
         """
-        triton_id = request.request_id() or ""
-        runtime_id = self._by_triton_id.pop(triton_id, None) if triton_id else None
-        if runtime_id is not None and runtime_id in self._streams:
-            self.loop.cancel(runtime_id)
-            self._streams.pop(runtime_id, None)
-            self.pb.Logger.log_info(f"tensorrt_llm: request {triton_id} cancelled by the client (stop)")
+        key = request.request_id() or ""
+        error = None
+        if not key:
+            error = _pb.error_response(self.pb, "bad request: stop needs the id of the request to stop")
+        else:
+            with self._lock:
+                runtime_id = self._by_stop_id.get(key)
+            if runtime_id is not None:
+                self._cancel(runtime_id, "stop", f"stop {key}")
         if self.decoupled:
-            request.get_response_sender().send(flags=self.pb.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+            sender = request.get_response_sender()
+            flags = self.pb.TRITONSERVER_RESPONSE_COMPLETE_FINAL
+            if error is None:
+                sender.send(flags=flags)
+            else:
+                sender.send(error, flags=flags)
             return None
-        return _Stream(sender=None, streaming=False, prefix=[], final=self._tokens_response([]))
+        return _Stream(request, None, False, [], 0, False, (), final=error or self._empty_response())
+
+    def _empty_response(self) -> Any:
+        empty = np.zeros((1, 1, 0), dtype=np.int32)
+        return self.pb.InferenceResponse(
+            output_tensors=[
+                self.pb.Tensor("output_ids", empty),
+                self.pb.Tensor("sequence_length", np.zeros((1, 1), dtype=np.int32)),
+            ]
+        )
+
+    def _arrival(self) -> int:
+        """A steady-clock time, distinct per request (TensorRT-LLM's arrival_time_ns)."""
+        with self._lock:
+            self._last_arrival = max(time.monotonic_ns(), self._last_arrival + 1)
+            return self._last_arrival
 
     def _submit(self, request: Any) -> _Stream | None:
         from triton_llm.runtime import InvalidRequestError
@@ -258,22 +371,24 @@ class CpuLlmModel:
         if _pb.scalar(self.pb, request, "stop"):
             return self._stop(request)
         request_id = f"r{next(self._ids)}"
-        triton_id = request.request_id() or ""
-        if triton_id:
-            self._by_triton_id[triton_id] = request_id
         sender = request.get_response_sender() if self.decoupled else None
         try:
             gen, streaming, prefix = self._request(request, request_id)
+            perf = bool(_pb.scalar(self.pb, request, "return_perf_metrics") or False)
         except (RequestError, InvalidRequestError, ValueError, TypeError) as e:
             error = _pb.error_response(self.pb, f"bad request: {e}")
             if self.decoupled:
                 sender.send(error, flags=self.pb.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
                 return None
-            return _Stream(sender=None, streaming=False, prefix=[], final=error)
-        stream = _Stream(sender=sender, streaming=streaming, prefix=prefix, triton_id=triton_id)
-        self._streams[request_id] = stream
-        if streaming:
-            sender.send(self._tokens_response([], 0))
+            return _Stream(request, None, False, [], 0, False, (), final=error)
+        arrival = self._arrival()
+        triton_id = request.request_id() or ""
+        stop_ids = (f"{ARRIVAL_ID_PREFIX}{arrival}", *((triton_id,) if triton_id else ()))
+        stream = _Stream(request, sender, streaming, prefix, arrival, perf, stop_ids)
+        with self._lock:
+            self._streams[request_id] = stream
+            for key in stop_ids:
+                self._by_stop_id[key] = request_id
         try:
             self.loop.submit(gen, self._on_event)
         except (InvalidRequestError, ValueError) as e:
@@ -292,5 +407,7 @@ class CpuLlmModel:
         return out
 
     def finalize(self) -> None:
+        for poller in self._pollers:
+            poller.close()
         if self.loop is not None:
             self.loop.close()

@@ -11,6 +11,7 @@ from triton_llm.runtime._types import (
     GenerationRequest,
     GeneratorLimits,
     InvalidRequestError,
+    RuntimeStats,
     SamplingParams,
     TokenEvent,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "LocalComm",
     "ModelConfig",
     "MpiComm",
+    "RuntimeStats",
     "SamplingParams",
     "TensorParallelComm",
     "TokenEvent",

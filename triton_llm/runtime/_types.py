@@ -72,3 +72,25 @@ class GeneratorLimits:
     max_seq_len: int
     max_batch_size: int
     vocab_size: int
+
+
+@dataclass(frozen=True)
+class RuntimeStats:
+    """A snapshot of the runtime's load, for metrics (TensorRT-LLM's request metrics and ours).
+
+    ``queued`` requests wait for a KV slot; ``running`` hold one; ``context`` were admitted
+    (prefilled) in the last step. ``rank_slots`` is the number of KV slots each tensor-parallel
+    rank computed in its last step (rank order): every rank counts its own, so a slot freed on
+    rank 0 but still computed elsewhere would show here.
+    """
+
+    queued: int = 0
+    running: int = 0
+    context: int = 0
+    max_batch_size: int = 0
+    rank_slots: tuple[int, ...] = ()
+
+    @property
+    def active(self) -> int:
+        """Queued plus running: TensorRT-LLM's "Active Request Count"."""
+        return self.queued + self.running

@@ -11,7 +11,9 @@ output); ``max_new_tokens`` ends it with ``length``.
 
 With tensor parallelism, rank 0's ``step()`` broadcasts the step's :class:`StepPlan`, every
 rank runs the same forward (all-reduces inside), and rank 0 samples from the gathered
-logits; ranks > 0 call :func:`run_worker`.
+logits; ranks > 0 call :func:`run_worker`. Whenever the number of occupied slots changes
+(a request joins, finishes or is cancelled), every rank reports the slots it computed, so
+:meth:`Generator.stats` shows a freed slot on every rank, not only on rank 0.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from triton_llm.runtime._types import (
     GenerationRequest,
     GeneratorLimits,
     InvalidRequestError,
+    RuntimeStats,
     TokenEvent,
 )
 from triton_llm.runtime.checkpoint import load_rank_weights, read_checkpoint_config
@@ -109,6 +112,8 @@ class Generator:
         self._slots: list[_Active | None] = []
         self._cancelled: set[str] = set()
         self._closed = False
+        self._context = 0  # requests admitted in the last step
+        self._rank_slots: tuple[int, ...] = (0,) * self.comm.size  # slots each rank last computed
 
     @property
     def limits(self) -> GeneratorLimits:
@@ -196,8 +201,19 @@ class Generator:
             self._cancelled.add(request_id)
 
     def has_work(self) -> bool:
-        """True while any request is queued, running, or awaiting its cancellation event."""
-        return bool(self._pending) or any(a is not None and not a.done for a in self._slots)
+        """True while any request is queued or holds a slot (a finished one until the next step frees it)."""
+        return bool(self._pending) or bool(self._slots)
+
+    def stats(self) -> RuntimeStats:
+        """Queued, running and just-admitted requests, and the slots each rank computed last."""
+        running = sum(1 for a in self._slots if a is not None and not a.done)
+        return RuntimeStats(
+            queued=len(self._pending),
+            running=running,
+            context=self._context,
+            max_batch_size=self._limits.max_batch_size,
+            rank_slots=self._rank_slots,
+        )
 
     def _retire(self, events: list[TokenEvent]) -> list[tuple[int, int]]:
         """Drop cancelled and finished requests; compact the slots (returns KV moves)."""
@@ -232,9 +248,12 @@ class Generator:
             decode_tokens=[a.history[-1] for a in running if a is not None],
             prefills=[(len(running) + i, list(a.request.input_ids)) for i, a in enumerate(admitted)],
         )
-        if not plan.decode_tokens and not plan.prefills:
-            if moves:
-                self._execute(plan)
+        plan.report = plan.slots != self._rank_slots[0] or len(set(self._rank_slots)) > 1
+        self._context = len(admitted)
+        if not plan.slots:
+            if plan.report:  # the ranks learn that their slots are free
+                self._broadcast(plan)
+                self._rank_slots = self._report_slots(0)
             return events
         logits = self._execute(plan)
         for row, a in enumerate([*running, *admitted]):
@@ -242,12 +261,25 @@ class Generator:
             events.append(self._advance(a, logits[row]))
         return events
 
-    def _execute(self, plan: StepPlan) -> torch.Tensor:
+    def _broadcast(self, plan: StepPlan) -> None:
         if self._closed and self.comm.size > 1:
             raise UsageError("this generator was closed: its tensor-parallel workers have stopped")
         if self.comm.size > 1:
             self.comm.broadcast(plan)
-        return self._model.execute(plan)
+
+    def _execute(self, plan: StepPlan) -> torch.Tensor:
+        self._broadcast(plan)
+        logits = self._model.execute(plan)
+        if plan.report:
+            self._rank_slots = self._report_slots(plan.slots)
+        return logits
+
+    def _report_slots(self, slots: int) -> tuple[int, ...]:
+        """Every rank's slot count for this step (all ranks call it in the same order)."""
+        if self.comm.size == 1:
+            return (slots,)
+        counts = self.comm.allgather(torch.tensor([float(slots)], dtype=torch.float32))
+        return tuple(int(x) for x in counts.reshape(-1).tolist())
 
     def _advance(self, a: _Active, row: torch.Tensor) -> TokenEvent:
         req = a.request
@@ -296,6 +328,7 @@ class Generator:
         for a in self._slots:
             if a is not None:
                 a.done = True
+        self._slots = []
         self._cancelled.clear()
         return events
 
@@ -310,7 +343,10 @@ class Generator:
             plan = self.comm.broadcast(None)
             if not isinstance(plan, StepPlan) or plan.shutdown:
                 return
-            self._model.execute(plan)
+            if plan.slots:
+                self._model.execute(plan)
+            if plan.report:  # the slots this rank computed, as it counts them
+                self._rank_slots = self._report_slots(plan.slots)
 
 
 def generate(generator: Generator, requests: list[GenerationRequest]) -> dict[str, list[int]]:

@@ -1,16 +1,17 @@
 """A background thread that drives a :class:`Generator` (in-flight batching).
 
-``submit`` and ``cancel`` are thread-safe; new requests join the running batch between
-decode steps, and each request's events go to its own callback or queue.
+``submit``, ``cancel`` and ``stats`` are thread-safe; new requests join the running batch
+between decode steps, and each request's events go to its own callback or queue.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import queue
 import threading
 from collections.abc import Callable
 
-from triton_llm.runtime._types import GenerationRequest, InvalidRequestError, TokenEvent
+from triton_llm.runtime._types import GenerationRequest, InvalidRequestError, RuntimeStats, TokenEvent
 from triton_llm.runtime.generator import Generator
 
 EventSink = Callable[[TokenEvent], None] | queue.Queue
@@ -25,6 +26,7 @@ class GeneratorLoop:
         self._inbox: list[tuple[GenerationRequest, EventSink]] = []
         self._cancels: list[str] = []
         self._sinks: dict[str, EventSink] = {}
+        self._stats = generator.stats()
         self._stop = False
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
@@ -56,6 +58,11 @@ class GeneratorLoop:
         with self._lock:
             self._cancels.append(request_id)
             self._lock.notify()
+
+    def stats(self) -> RuntimeStats:
+        """The load after the last step; submitted requests not yet in the batch count as queued."""
+        with self._lock:
+            return dataclasses.replace(self._stats, queued=self._stats.queued + len(self._inbox))
 
     def close(self, timeout: float | None = 30.0) -> None:
         """Stop the thread after the current step; open requests get ``cancelled`` events.
@@ -116,10 +123,13 @@ class GeneratorLoop:
                     if self._stop:
                         break
                     self._drain()
+                    self._stats = self._gen.stats()  # submissions moved from the inbox to the queue
                 try:
                     events = self._gen.step()
                 except Exception as e:
                     events = self._gen.abort_all(f"generation step failed: {type(e).__name__}: {e}")
+                with self._lock:
+                    self._stats = self._gen.stats()
                 self._dispatch(events)
         finally:
             with self._lock:
@@ -134,3 +144,5 @@ class GeneratorLoop:
             for rid, sink in pending:
                 self._deliver(sink, TokenEvent(rid, [], True, "cancelled", "generator loop closed"))
             self._gen.close()  # with tensor parallelism: releases the ranks in run_worker
+            with self._lock:
+                self._stats = self._gen.stats()

@@ -28,13 +28,21 @@ class StepPlan:
 
     ``moves`` (src, dst) copy KV slots first (compaction after requests leave); then the
     first ``len(decode_tokens)`` slots each get one token, and each ``(slot, ids)`` prefill
-    writes a prompt into a free slot.
+    writes a prompt into a free slot. With ``report``, every rank then all-gathers the number
+    of slots it computed in this step (a plan without rows tells the ranks that every slot
+    is free).
     """
 
     moves: list[tuple[int, int]] = field(default_factory=list)
     decode_tokens: list[int] = field(default_factory=list)
     prefills: list[tuple[int, list[int]]] = field(default_factory=list)
     shutdown: bool = False
+    report: bool = False
+
+    @property
+    def slots(self) -> int:
+        """The KV slots this step computes."""
+        return len(self.decode_tokens) + len(self.prefills)
 
 
 def rope_inv_freq(config: ModelConfig) -> torch.Tensor:

@@ -11,3 +11,6 @@ class TritonPythonModel:
 
     def execute(self, requests):
         return self.impl.execute(requests)
+
+    def finalize(self):
+        self.impl.finalize()
