@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 from pathlib import Path
 
@@ -32,8 +31,6 @@ AGENT_EXAMPLES = """examples:
   triton-llm agent wait                                      keep a worker pod alive (kubectl mode)
   triton-llm agent ssh --port 2222 --authorized-keys /etc/ssh-key/id.pub   run sshd (ssh mode)
 """
-
-_KEY = re.compile(r"^[0-9a-f]{12,64}$")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -159,8 +156,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _parallelism(args: argparse.Namespace) -> tuple[int, int]:
     """tp and pp from a recipe (with --set), or from an engine's config.json for an engine key."""
     from triton_llm.engine.recipe import load_recipe
+    from triton_llm.store.keys import looks_like_key
 
-    if _KEY.match(args.recipe) and not Path(args.recipe).exists():
+    if looks_like_key(args.recipe) and not Path(args.recipe).exists():
         import json
 
         engine_dir = args.engine_dir or (args.model_repo / "tensorrt_llm" / "1" if args.model_repo else None)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import shutil
 import subprocess
 from collections.abc import Callable, Iterable
@@ -26,6 +25,7 @@ from triton_llm.engine.recipe import Recipe, load_recipe, recipe_from_mapping, r
 from triton_llm.errors import BuildError, IncompatibleError, NotFoundError
 from triton_llm.settings import Settings
 from triton_llm.store import ObjectStore, find_entry, open_store, publish, read_manifest, restore
+from triton_llm.store.keys import looks_like_key
 
 log = logging.getLogger(__name__)
 
@@ -254,14 +254,6 @@ def _adopt(stage: StagePlan, settings: Settings) -> None:
         return
     dest.parent.mkdir(parents=True, exist_ok=True)
     stage.out_dir.rename(dest)
-
-
-_KEY = re.compile(r"^[0-9a-f]{8,64}$")
-
-
-def looks_like_key(ref: str) -> bool:
-    """True for a hex cache key (or a unique prefix of at least 8 hex digits)."""
-    return bool(_KEY.match(ref))
 
 
 def pull(key: str, dest: Path, *, settings: Settings) -> tuple[str, Path]:
