@@ -9,7 +9,6 @@ data without a manifest, which no reader ever sees.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import threading
 import uuid
@@ -21,6 +20,7 @@ from typing import Any
 from triton_llm._progress import ProgressBar, progress
 from triton_llm.errors import NotFoundError, StoreError, UsageError
 from triton_llm.settings import TransferSettings
+from triton_llm.store._digest import sha256_range
 from triton_llm.store._parallel import ThreadBuffers, run_all
 from triton_llm.store.base import ObjectStore
 from triton_llm.store.keys import ENTRY_STAGES, MIN_PREFIX, is_full_key
@@ -94,17 +94,10 @@ def _hash_tasks(
     parts: dict[tuple[str, int], str] = {}
 
     def digest(path: Path, offset: int, length: int) -> str:
-        h = hashlib.sha256()
-        buf = buffers.get()
-        with open(path, "rb", buffering=0) as f:
-            done = 0
-            while done < length:
-                n = os.preadv(f.fileno(), [buf[: min(len(buf), length - done)]], offset + done)
-                if n == 0:
-                    raise StoreError(f"{path} shrank while it was being published", path=str(path))
-                h.update(buf[:n])
-                done += n
-        return h.hexdigest()
+        found = sha256_range(path, offset=offset, length=length, buf=buffers.get())
+        if found is None:
+            raise StoreError(f"{path} shrank while it was being published", path=str(path))
+        return found
 
     tasks: list[Callable[[], None]] = []
     for src in sources:

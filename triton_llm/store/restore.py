@@ -28,6 +28,7 @@ from pathlib import Path
 from triton_llm._progress import ProgressBar, progress
 from triton_llm.errors import IntegrityError, NotFoundError, StoreError
 from triton_llm.settings import TransferSettings
+from triton_llm.store._digest import sha256_range
 from triton_llm.store._parallel import ThreadBuffers, run_all
 from triton_llm.store.base import ObjectStore
 from triton_llm.store.entries import read_manifest
@@ -129,17 +130,7 @@ def _verify_local(dest: Path, manifest: Manifest, *, transfer: TransferSettings)
             def check(
                 f: FileEntry = f, path: Path = path, off: int = off, length: int = length, want: str = want
             ) -> None:
-                h = hashlib.sha256()
-                buf = buffers.get()
-                with open(path, "rb", buffering=0) as fh:
-                    done = 0
-                    while done < length:
-                        n = os.preadv(fh.fileno(), [buf[: min(len(buf), length - done)]], off + done)
-                        if n == 0:
-                            break
-                        h.update(buf[:n])
-                        done += n
-                if done != length or h.hexdigest() != want:
+                if sha256_range(path, offset=off, length=length, buf=buffers.get()) != want:
                     with lock:
                         if f not in bad:
                             bad.append(f)
