@@ -1,0 +1,74 @@
+"""Start-up work: which modules a CLI invocation imports (asserted on ``sys.modules``, not on time)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+# Nothing a command's feature needs may load before its arguments are parsed.
+HEAVY = (
+    "pydantic",
+    "yaml",
+    "botocore",
+    "boto3",
+    "urllib3",
+    "torch",
+    "numpy",
+    "transformers",
+    "gguf",
+    "tritonclient",
+    "grpc",
+    "triton_llm.settings",
+    "triton_llm.store",
+    "triton_llm.engine",
+    "triton_llm.runtime",
+    "triton_llm.repository",
+    "triton_llm.launch",
+    "triton_llm.client",
+)
+
+_RUN = """
+import json, sys
+from triton_llm.cli import main
+try:
+    code = main(sys.argv[2:])
+except SystemExit as e:
+    code = e.code
+json.dump({"code": code, "modules": sorted(sys.modules)}, open(sys.argv[1], "w"))
+"""
+
+
+def imported_by(
+    argv: list[str], tmp_path: Path, *, env: dict[str, str] | None = None
+) -> tuple[int, set[str]]:
+    """Run ``triton-llm ARGV`` in a fresh interpreter; its exit code and every module it imported."""
+    out = tmp_path / "modules.json"
+    subprocess.run(
+        [sys.executable, "-c", _RUN, str(out), *argv], check=False, capture_output=True, env=env, timeout=120
+    )
+    result = json.loads(out.read_text())
+    return int(result["code"] or 0), set(result["modules"])
+
+
+def heavy(modules: set[str]) -> list[str]:
+    """The HEAVY packages (or their submodules) among ``modules``."""
+    return sorted(m for m in modules if any(m == h or m.startswith(h + ".") for h in HEAVY))
+
+
+@pytest.mark.parametrize(
+    "argv", [["--version"], ["--help"], ["engine", "--help"], ["engine", "pull", "--help"], []]
+)
+def test_version_and_help_import_no_feature(argv: list[str], tmp_path: Path) -> None:
+    code, modules = imported_by(argv, tmp_path)
+    assert code in (0, 2)
+    assert heavy(modules) == []
+
+
+def test_a_command_imports_only_its_own_cli_module(tmp_path: Path) -> None:
+    _, modules = imported_by(["stream", "--help"], tmp_path)
+    cli_modules = {m for m in modules if m.startswith("triton_llm.cli.")}
+    assert cli_modules <= {"triton_llm.cli._commands", "triton_llm.cli._common", "triton_llm.cli.stream"}
