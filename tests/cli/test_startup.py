@@ -72,3 +72,13 @@ def test_a_command_imports_only_its_own_cli_module(tmp_path: Path) -> None:
     _, modules = imported_by(["stream", "--help"], tmp_path)
     cli_modules = {m for m in modules if m.startswith("triton_llm.cli.")}
     assert cli_modules <= {"triton_llm.cli._commands", "triton_llm.cli._common", "triton_llm.cli.stream"}
+
+
+def test_the_registry_help_is_what_each_command_registers() -> None:
+    from triton_llm.cli import build_parser
+    from triton_llm.cli._commands import COMMANDS
+
+    listed = build_parser([]).format_help()
+    for name in COMMANDS:
+        assert build_parser([name]).format_help() == listed, f"{name}: registry help differs from its module"
+    assert build_parser().format_help() == listed

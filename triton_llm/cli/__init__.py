@@ -20,9 +20,12 @@ EXAMPLES = """examples:
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser (each command group registers its own subcommands)."""
-    from triton_llm.cli import _commands
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The argument parser; with ``argv``, only the command it names is imported and registered.
+
+    Without ``argv`` every command registers (slower: imports every command module).
+    """
+    from triton_llm.cli._commands import register_commands
 
     parser = argparse.ArgumentParser(
         prog="triton-llm",
@@ -33,8 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"triton-llm {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for register in _commands.REGISTRY:
-        register(sub)
+    register_commands(sub, argv)
     return parser
 
 
@@ -44,7 +46,8 @@ class _UsageExit(Exception):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``triton-llm`` console script."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     try:
         code = args.func(args)

@@ -26,6 +26,7 @@ from triton_llm.errors import BuildError, IncompatibleError, NotFoundError
 from triton_llm.settings import Settings
 from triton_llm.store import ObjectStore, find_entry, open_store, publish, read_manifest, restore
 from triton_llm.store.keys import looks_like_key
+from triton_llm.store.restore import pull as pull_entry
 
 log = logging.getLogger(__name__)
 
@@ -259,9 +260,7 @@ def _adopt(stage: StagePlan, settings: Settings) -> None:
 def pull(key: str, dest: Path, *, settings: Settings) -> tuple[str, Path]:
     """Restore any stage's entry (checkpoint or engine) by key into ``dest``; returns (stage, dest)."""
     store = open_store(settings.store_uri(), settings=settings)
-    manifest = find_entry(store, key)
-    restore(store, dest, stage=manifest.stage, key=manifest.key, transfer=settings.transfer)
-    return manifest.stage, dest
+    return pull_entry(store, key, dest, transfer=settings.transfer).manifest.stage, dest
 
 
 def restore_engine(key: str, *, settings: Settings) -> LocalEngine:

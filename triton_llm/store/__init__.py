@@ -9,7 +9,7 @@ streaming and never leave an unverified file under its final name.
 from triton_llm.store.base import ObjectInfo, ObjectStore
 from triton_llm.store.entries import PublishResult, find_entry, list_entries, publish, read_manifest
 from triton_llm.store.manifest import FileEntry, Manifest
-from triton_llm.store.restore import RestoreResult, restore
+from triton_llm.store.restore import RestoreResult, pull, restore
 from triton_llm.store.uri import open_store, parse_store_uri
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "open_store",
     "parse_store_uri",
     "publish",
+    "pull",
     "read_manifest",
     "restore",
 ]

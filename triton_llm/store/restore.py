@@ -31,7 +31,7 @@ from triton_llm.settings import TransferSettings
 from triton_llm.store._digest import sha256_range
 from triton_llm.store._parallel import ThreadBuffers, run_all
 from triton_llm.store.base import ObjectStore
-from triton_llm.store.entries import read_manifest
+from triton_llm.store.entries import find_entry, read_manifest
 from triton_llm.store.manifest import FileEntry, Manifest, data_key, part_ranges
 
 MARKER_NAME = ".triton-llm-entry.json"
@@ -259,3 +259,13 @@ def restore(
         downloaded = _Download(store, dest, manifest, transfer).run(todo)
         _write_marker(dest, manifest)
     return RestoreResult(manifest, skipped=False, downloaded=downloaded)
+
+
+def pull(store: ObjectStore, key: str, dest: Path, *, transfer: TransferSettings) -> RestoreResult:
+    """Restore the entry named by ``key`` (a full key or a unique prefix, any stage) into ``dest``.
+
+    Raises:
+        As :func:`~triton_llm.store.entries.find_entry` and :func:`restore`.
+    """
+    manifest = find_entry(store, key)
+    return restore(store, dest, stage=manifest.stage, key=manifest.key, transfer=transfer)
