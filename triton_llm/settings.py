@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from triton_llm.errors import ConfigError
@@ -109,6 +108,8 @@ def load_settings(
         config_file = Path(env.get(ENV_PREFIX + "CONFIG") or Path.home() / ".config/triton-llm/config.yaml")
     data: dict[str, Any] = {}
     if config_file.is_file():
+        import yaml  # only when there is a file to read: keeps CLI start-up short
+
         try:
             loaded = yaml.safe_load(config_file.read_text()) or {}
         except yaml.YAMLError as e:

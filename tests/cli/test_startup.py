@@ -82,3 +82,27 @@ def test_the_registry_help_is_what_each_command_registers() -> None:
     for name in COMMANDS:
         assert build_parser([name]).format_help() == listed, f"{name}: registry help differs from its module"
     assert build_parser().format_help() == listed
+
+
+def test_a_pull_imports_neither_the_pipeline_nor_an_aws_sdk(
+    s3_store_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`engine pull` (first and no-op) loads settings and the store only: no boto3/botocore, no torch."""
+    import os
+
+    from tests.store.conftest import SMALL_PARTS, make_tree
+    from triton_llm.settings import Settings
+    from triton_llm.store import open_store, publish
+
+    key = "cafe" * 16
+    store = open_store(s3_store_uri, settings=Settings(transfer=SMALL_PARTS))
+    publish(store, make_tree(tmp_path / "src", seed=1, big=1000), stage="engine", key=key,
+            fingerprint_inputs={}, versions={}, transfer=SMALL_PARTS)  # fmt: skip
+    env = {**os.environ, "TRITON_LLM_STORE": s3_store_uri}
+    dest = str(tmp_path / "dest")
+    for _ in range(2):  # a restore, then a no-op
+        code, modules = imported_by(["engine", "pull", key, "--dest", dest], tmp_path, env=env)
+        assert code == 0
+        allowed = {"pydantic", "pydantic_core", "triton_llm.settings", "triton_llm.store"}
+        assert [m for m in heavy(modules) if not any(m == a or m.startswith(a + ".") for a in allowed)] == []
+    assert (tmp_path / "dest" / ".triton-llm-entry.json").is_file()

@@ -1,6 +1,6 @@
 """Object storage for checkpoints and engines: content-addressed entries with manifests.
 
-One :class:`ObjectStore` interface over ``s3://bucket/prefix`` (boto3, any S3-compatible
+One :class:`ObjectStore` interface over ``s3://bucket/prefix`` (AWS or any S3-compatible
 endpoint) and ``file:///abs/dir``. An entry ``<stage>/<key>`` exists only once its
 ``manifest.json`` is written, last and with a conditional create; restores verify sha256 while
 streaming and never leave an unverified file under its final name.
