@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import re
 import socket
+import stat
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -14,8 +17,9 @@ import pytest
 
 from tests.fixtures.s3 import RcloneS3, S3Recorder, s3_client
 from tests.store.conftest import SMALL_PARTS, make_tree, tree_bytes
+from triton_llm.errors import StoreError
 from triton_llm.settings import Settings, TransferSettings
-from triton_llm.store import open_store, publish, restore
+from triton_llm.store import ObjectStore, open_store, publish, restore
 
 KEY = "5eed" * 16
 
@@ -166,3 +170,48 @@ def test_credentials_from_a_profile_come_through_the_standard_chain(
     publish(store, src, stage="engine", key=KEY, fingerprint_inputs={}, versions={}, transfer=SMALL_PARTS)
     restore(store, tmp_path / "dst", stage="engine", key=KEY, transfer=SMALL_PARTS)
     assert tree_bytes(tmp_path / "dst") == tree_bytes(src)
+
+
+def _file_splice(monkeypatch: pytest.MonkeyPatch, error: int) -> list[int]:
+    """Make splice() into regular files fail with ``error`` (as on a filesystem without splice
+    support, or a full disk); socket -> pipe splices still work. Returns the refused calls."""
+    real, refused = os.splice, []
+
+    def splice(src: int, dst: int, count: int, *args: object, **kwargs: object) -> int:
+        if stat.S_ISREG(os.fstat(dst).st_mode):
+            refused.append(count)
+            raise OSError(error, os.strerror(error))
+        return real(src, dst, count, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "splice", splice)
+    return refused
+
+
+@pytest.fixture
+def published(s3_store_uri: str, tmp_path: Path) -> tuple[ObjectStore, Path]:
+    store = open_store(s3_store_uri, settings=Settings(transfer=SMALL_PARTS), retry_backoff=0.01)
+    src = make_tree(tmp_path / "src", seed=9)
+    publish(store, src, stage="engine", key=KEY, fingerprint_inputs={}, versions={}, transfer=SMALL_PARTS)
+    return store, src
+
+
+def test_a_filesystem_that_refuses_splice_gets_plain_writes(
+    published: tuple[ObjectStore, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, src = published
+    refused = _file_splice(monkeypatch, errno.EINVAL)
+    restore(store, tmp_path / "dst", stage="engine", key=KEY, transfer=SMALL_PARTS)
+    assert refused  # plain HTTP bodies do go through splice
+    assert tree_bytes(tmp_path / "dst") == tree_bytes(src)
+
+
+def test_a_full_disk_is_a_local_error_not_a_retried_network_one(
+    published: tuple[ObjectStore, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, _ = published
+    refused = _file_splice(monkeypatch, errno.ENOSPC)
+    with pytest.raises(StoreError, match=r"cannot write into.*No space left") as err:
+        restore(store, tmp_path / "dst", stage="engine", key=KEY, transfer=SMALL_PARTS)
+    assert not err.value.retryable
+    assert len(refused) <= SMALL_PARTS.max_concurrency  # no part was retried
+    assert not [p for p in (tmp_path / "dst").rglob("*") if p.name.endswith(".incomplete")]

@@ -1,24 +1,56 @@
 """A small thread-safe HTTP/1.1 connection pool over ``http.client`` for the S3 client.
 
 Kept-alive connections are reused; one that the server closed while idle is replaced and the
-request sent again (nothing was answered on it). File bodies go out with ``socket.sendfile``
-(zero-copy on plain HTTP), response bodies are read straight into the caller's buffer.
+request sent again (nothing was answered on it). File bodies go out with ``socket.sendfile``.
+Response bodies are saved to files with ``splice`` on plain HTTP (socket -> pipe -> file inside
+the kernel: one copy instead of two, and the caller hashes the written pages through a
+read-only ``mmap``); over TLS they are read into the caller's buffer and written with ``pwrite``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import http.client
+import mmap
+import os
+import select
 import socket
 import ssl
 import threading
 import weakref
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from triton_llm.store._io import pwrite_all
 
 # Failures that mean "the idle kept-alive connection was already closed by the server".
 _STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
 _DRAIN_LIMIT = 64 * 1024
+_PIPE_SIZE = 1 << 20  # the default /proc/sys/fs/pipe-max-size
+_F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+# splice into a file is refused by some filesystems: fall back to read + pwrite
+_NO_FILE_SPLICE = (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EXDEV)
+
+OnData = Callable[[int, memoryview], None]
+
+
+class FileWriteError(Exception):
+    """Writing the destination file failed (``error``: a full disk, a quota...): no network problem."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+@contextlib.contextmanager
+def _writing() -> Iterator[None]:
+    try:
+        yield
+    except OSError as e:
+        raise FileWriteError(e) from e
 
 
 @dataclass(frozen=True)
@@ -63,6 +95,115 @@ class Response:
         """The rest of the body (at most ``limit`` bytes)."""
         return self._resp.read(limit)
 
+    def save(self, fd: int, *, offset: int, length: int, buf: memoryview, on_data: OnData) -> int:
+        """Write the next ``length`` body bytes into ``fd`` at ``offset``; ``on_data(pos, view)`` sees
+        each written piece. Returns the bytes written: fewer if the connection closed early.
+
+        ``fd`` must be open for reading and writing, its file at least ``offset + length`` bytes long
+        (written pages are hashed through ``mmap``).
+
+        Raises:
+            OSError / http.client.HTTPException: the connection failed (``OSError`` from writing
+            ``fd`` too: the caller tells them apart by ``fd``).
+        """
+        done = 0
+        if self._can_splice(length):
+            done = self._splice(fd, offset, length, buf, on_data)
+        while done < length:
+            view = buf[: min(len(buf), length - done)]
+            n = self._resp.readinto(view)
+            if n == 0:
+                break
+            with _writing():
+                pwrite_all(fd, view[:n], offset + done)
+            on_data(done, view[:n])
+            done += n
+        return done
+
+    def _can_splice(self, length: int) -> bool:
+        # Plain TCP only (TLS bytes need decrypting in user space), and a body of known length.
+        return (
+            hasattr(os, "splice")
+            and length > 0
+            and self._pool.scheme == "http"
+            and self._resp.fp is not None
+            and not self._resp.chunked
+            and self._resp.length is not None
+            and not self._resp.getheader("content-encoding")
+        )
+
+    def _splice(self, fd: int, offset: int, length: int, buf: memoryview, on_data: OnData) -> int:
+        """Move body bytes socket -> pipe -> file until ``length``, EOF or a filesystem that refuses."""
+        resp = self._resp
+        assert resp.length is not None and resp.fp is not None
+        sock = resp.fp.fileno()  # also open when http.client already let go of a closing connection
+        length = min(length, resp.length)
+        done = 0
+        # Body bytes http.client already buffered while parsing the headers come first.
+        head = resp.fp.peek(1)[:length]
+        if head:
+            data = resp.fp.read(len(head))
+            with _writing():
+                pwrite_all(fd, data, offset)
+            on_data(0, memoryview(data))
+            done = len(data)
+            self._consumed(done)
+        if done == length:
+            return done
+        spliced_from = done
+        start = offset - offset % mmap.ALLOCATIONGRANULARITY
+        with _writing():  # the file is already ftruncate()d to its full size
+            mapped = mmap.mmap(fd, offset + length - start, prot=mmap.PROT_READ, offset=start)
+        written = memoryview(mapped)
+        pipe_r = pipe_w = -1
+        try:
+            pipe_r, pipe_w = os.pipe()
+            with contextlib.suppress(OSError):
+                fcntl.fcntl(pipe_w, _F_SETPIPE_SZ, _PIPE_SIZE)
+            timeout = self._pool.read_timeout
+            while done < length:
+                try:
+                    n = os.splice(sock, pipe_w, min(_PIPE_SIZE, length - done))
+                except BlockingIOError:  # the socket has a timeout, so it is non-blocking
+                    if not select.select([sock], [], [], timeout)[0]:
+                        raise TimeoutError(f"no data for {timeout} s") from None
+                    continue
+                if n == 0:
+                    break  # the server closed the connection
+                try:
+                    moved = 0
+                    while moved < n:
+                        pos = offset + done + moved
+                        moved += os.splice(pipe_r, fd, n - moved, offset_dst=pos)
+                except OSError as e:
+                    if e.errno not in _NO_FILE_SPLICE or moved:
+                        raise FileWriteError(e) from e
+                    # this filesystem takes no splice: write what the pipe holds, then read normally
+                    while n:
+                        got = os.readv(pipe_r, [buf[: min(len(buf), n)]])
+                        with _writing():
+                            pwrite_all(fd, buf[:got], offset + done)
+                        on_data(done, buf[:got])
+                        done, n = done + got, n - got
+                    break
+                base = offset + done - start
+                on_data(done, written[base : base + n])
+                done += n
+        finally:
+            written.release()
+            mapped.close()
+            for end in (pipe_r, pipe_w):
+                if end >= 0:
+                    os.close(end)
+            self._consumed(done - spliced_from)
+        return done
+
+    def _consumed(self, n: int) -> None:
+        """Account for ``n`` body bytes taken past http.client's own reads."""
+        self._resp.length = (self._resp.length or 0) - n
+        if self._resp.length == 0:
+            self._resp.read()  # marks the body complete, so the connection can be reused
+
     def release(self) -> None:
         """Return the connection to the pool if the body was read to its end, else close it."""
         if self._conn is None:
@@ -75,7 +216,8 @@ class Response:
                 self._resp.read()
         if self._resp.isclosed() and not self._resp.will_close:
             self._pool._put(conn)
-        else:
+        else:  # the response too: it holds the socket when http.client already let go of it
+            self._resp.close()
             conn.close()
 
 
@@ -96,7 +238,7 @@ class ConnectionPool:
     ) -> None:
         self.scheme, self.host, self.port = scheme, host, port
         self._ssl, self._proxy = ssl_context, proxy
-        self._connect_timeout, self._read_timeout = connect_timeout, read_timeout
+        self._connect_timeout, self.read_timeout = connect_timeout, read_timeout
         self._max_idle = max_idle
         self._idle: list[http.client.HTTPConnection] = []
         self._lock = threading.Lock()
@@ -114,7 +256,7 @@ class ConnectionPool:
             conn = http.client.HTTPConnection(host, port, timeout=self._connect_timeout)
         conn.connect()
         assert conn.sock is not None
-        conn.sock.settimeout(self._read_timeout)
+        conn.sock.settimeout(self.read_timeout)
         conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
         conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return conn

@@ -20,7 +20,7 @@ from typing import Any
 from triton_llm._progress import ProgressBar, progress
 from triton_llm.errors import NotFoundError, StoreError, UsageError
 from triton_llm.settings import TransferSettings
-from triton_llm.store._digest import sha256_range
+from triton_llm.store._io import sha256_range
 from triton_llm.store._parallel import ThreadBuffers, run_all
 from triton_llm.store.base import ObjectStore
 from triton_llm.store.keys import ENTRY_STAGES, MIN_PREFIX, is_full_key

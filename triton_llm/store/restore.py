@@ -28,7 +28,7 @@ from pathlib import Path
 from triton_llm._progress import ProgressBar, progress
 from triton_llm.errors import IntegrityError, NotFoundError, StoreError
 from triton_llm.settings import TransferSettings
-from triton_llm.store._digest import sha256_range
+from triton_llm.store._io import sha256_range
 from triton_llm.store._parallel import ThreadBuffers, run_all
 from triton_llm.store.base import ObjectStore
 from triton_llm.store.entries import find_entry, read_manifest
@@ -155,29 +155,26 @@ class _Download:
         final = self.dest / f.path
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex[:12]}.incomplete")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)  # read too: parts are hashed via mmap
         self.open[f.path] = (fd, tmp, len(f.part_sha256))
         os.ftruncate(fd, f.size)
 
     def _part(self, f: FileEntry, index: int, offset: int, length: int, bar: ProgressBar) -> None:
         fd = self.open[f.path][0]
         h = hashlib.sha256()
-        write = os.pwrite
 
-        def consume(pos: int, chunk: memoryview) -> None:
-            h.update(chunk)
-            done = 0
-            while done < len(chunk):
-                done += write(fd, chunk[done:], offset + pos + done)
-            bar.update(len(chunk))
+        def verify(pos: int, data: memoryview) -> None:
+            h.update(data)
+            bar.update(len(data))
 
         try:
-            size = self.store.read_range(
+            size = self.store.read_into(
                 data_key(self.manifest, f.path),
                 offset=offset,
                 length=length,
+                fd=fd,
                 buf=self.buffers.get(),
-                consume=consume,
+                verify=verify,
             )
         except NotFoundError as e:
             raise _mismatch(self.manifest, f, "its stored object is missing") from e

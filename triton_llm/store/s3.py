@@ -25,10 +25,10 @@ from typing import TypeVar
 
 from triton_llm.errors import IntegrityError, NotFoundError, StoreError, TransientStoreError
 from triton_llm.store import _aws
-from triton_llm.store._http import Body, ConnectionPool, FileBody, Response
+from triton_llm.store._http import Body, ConnectionPool, FileBody, FileWriteError, Response
 from triton_llm.store._retry import RetryPolicy, with_retries
 from triton_llm.store._sigv4 import EMPTY_SHA256, UNSIGNED_PAYLOAD, canonical_query, sign, uri_encode
-from triton_llm.store.base import Consume, ObjectInfo
+from triton_llm.store.base import ObjectInfo, Verify
 
 T = TypeVar("T")
 
@@ -55,14 +55,6 @@ class S3HttpError(Exception):
     def __init__(self, status: int, code: str, message: str, region: str | None) -> None:
         super().__init__(f"{code or status} {message}".rstrip())
         self.status, self.code, self.message, self.region = status, code, message, region
-
-
-class _LocalError(Exception):
-    """Carries an error raised by a ``consume`` callback past the transport-error mapping."""
-
-    def __init__(self, error: BaseException) -> None:
-        super().__init__(str(error))
-        self.error = error
 
 
 def _tag(el: ET.Element) -> str:
@@ -308,7 +300,9 @@ class S3Store:
 
         return self._call("read", key, get)
 
-    def read_range(self, key: str, *, offset: int, length: int, buf: memoryview, consume: Consume) -> int:
+    def read_into(
+        self, key: str, *, offset: int, length: int, fd: int, buf: memoryview, verify: Verify
+    ) -> int:
         if length == 0:
             info = self.head(key)
             if info is None:
@@ -335,16 +329,12 @@ class S3Store:
                     )
                 sent = int(resp.header("content-length") or length - done)  # < asked: the object is shorter
                 end = min(length, done + sent)
-                while state["done"] < end:
-                    view = buf[: min(len(buf), end - state["done"])]
-                    n = resp.readinto(view)
-                    if n == 0:
-                        break
-                    try:
-                        consume(state["done"], view[:n])
-                    except OSError as e:
-                        raise _LocalError(e) from e
-                    state["done"] += n
+
+                def written(pos: int, data: memoryview) -> None:
+                    verify(done + pos, data)
+                    state["done"] = done + pos + len(data)
+
+                resp.save(fd, offset=offset + done, length=end - done, buf=buf, on_data=written)
             finally:
                 resp.release()
             if state["done"] < end:  # the connection dropped mid-body: resume on retry
@@ -357,8 +347,8 @@ class S3Store:
 
         try:
             return self._call("read", key, get)
-        except _LocalError as e:
-            raise e.error  # noqa: B904 - the consumer's own error, unchanged
+        except FileWriteError as e:
+            raise e.error  # noqa: B904 - the local file's own error (e.g. a full disk), unchanged
         except StoreError as e:
             if "InvalidRange" in e.message:
                 raise IntegrityError(f"object {key} is shorter than expected", key=key) from e

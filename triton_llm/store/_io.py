@@ -1,4 +1,4 @@
-"""The one loop that hashes a byte range of a local file (publish and restore both use it)."""
+"""Local file I/O shared by publish and restore: the one hashing loop, and whole writes."""
 
 from __future__ import annotations
 
@@ -22,3 +22,11 @@ def sha256_range(path: Path, *, offset: int, length: int, buf: memoryview) -> st
             h.update(buf[:n])
             done += n
     return h.hexdigest()
+
+
+def pwrite_all(fd: int, data: memoryview | bytes, offset: int) -> None:
+    """Write all of ``data`` at ``offset`` (``pwrite`` may write less than asked)."""
+    view = memoryview(data)
+    done = 0
+    while done < len(view):
+        done += os.pwrite(fd, view[done:], offset + done)
