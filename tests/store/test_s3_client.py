@@ -215,3 +215,14 @@ def test_a_full_disk_is_a_local_error_not_a_retried_network_one(
     assert not err.value.retryable
     assert len(refused) <= SMALL_PARTS.max_concurrency  # no part was retried
     assert not [p for p in (tmp_path / "dst").rglob("*") if p.name.endswith(".incomplete")]
+
+
+def test_hashing_through_a_small_sliding_window_verifies_every_byte(
+    published: tuple[ObjectStore, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from triton_llm.store import _http
+
+    store, src = published
+    monkeypatch.setattr(_http._Window, "SIZE", 64 * 1024)  # many remaps per 5 MiB part
+    restore(store, tmp_path / "dst", stage="engine", key=KEY, transfer=SMALL_PARTS)
+    assert tree_bytes(tmp_path / "dst") == tree_bytes(src)

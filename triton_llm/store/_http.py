@@ -53,6 +53,40 @@ def _writing() -> Iterator[None]:
         raise FileWriteError(e) from e
 
 
+class _Window:
+    """Read-only views of a file's just-written bytes through a sliding ``mmap`` window.
+
+    At most :attr:`SIZE` bytes of each stream are mapped at a time (they are page cache
+    either way; the window keeps them from piling up in the process's RSS).
+    """
+
+    SIZE = 8 << 20
+
+    def __init__(self, fd: int, *, end: int) -> None:
+        self._fd, self._end = fd, end
+        self._map: mmap.mmap | None = None
+        self._mem = memoryview(b"")
+        self._start = 0
+
+    def view(self, pos: int, n: int) -> memoryview:
+        """The ``n`` bytes at file position ``pos`` (release the view after use)."""
+        if self._map is None or pos < self._start or pos + n > self._start + len(self._map):
+            self.close()
+            start = pos - pos % mmap.ALLOCATIONGRANULARITY
+            size = min(max(self.SIZE, pos + n - start), self._end - start)
+            with _writing():  # the file is already ftruncate()d to its full size
+                self._map = mmap.mmap(self._fd, size, prot=mmap.PROT_READ, offset=start)
+            self._mem, self._start = memoryview(self._map), start
+        return self._mem[pos - self._start : pos - self._start + n]
+
+    def close(self) -> None:
+        """Unmap the current window."""
+        if self._map is not None:
+            self._mem.release()
+            self._map.close()
+            self._map = None
+
+
 @dataclass(frozen=True)
 class FileBody:
     """A request body read from ``path[offset:offset + length]``."""
@@ -151,30 +185,20 @@ class Response:
         if done == length:
             return done
         spliced_from = done
-        start = offset - offset % mmap.ALLOCATIONGRANULARITY
-        with _writing():  # the file is already ftruncate()d to its full size
-            mapped = mmap.mmap(fd, offset + length - start, prot=mmap.PROT_READ, offset=start)
-        written = memoryview(mapped)
+        window = _Window(fd, end=offset + length)
         pipe_r = pipe_w = -1
         try:
             pipe_r, pipe_w = os.pipe()
             with contextlib.suppress(OSError):
                 fcntl.fcntl(pipe_w, _F_SETPIPE_SZ, _PIPE_SIZE)
-            timeout = self._pool.read_timeout
             while done < length:
-                try:
-                    n = os.splice(sock, pipe_w, min(_PIPE_SIZE, length - done))
-                except BlockingIOError:  # the socket has a timeout, so it is non-blocking
-                    if not select.select([sock], [], [], timeout)[0]:
-                        raise TimeoutError(f"no data for {timeout} s") from None
-                    continue
+                n = self._splice_in(sock, pipe_w, min(_PIPE_SIZE, length - done))
                 if n == 0:
                     break  # the server closed the connection
                 try:
                     moved = 0
                     while moved < n:
-                        pos = offset + done + moved
-                        moved += os.splice(pipe_r, fd, n - moved, offset_dst=pos)
+                        moved += os.splice(pipe_r, fd, n - moved, offset_dst=offset + done + moved)
                 except OSError as e:
                     if e.errno not in _NO_FILE_SPLICE or moved:
                         raise FileWriteError(e) from e
@@ -186,17 +210,29 @@ class Response:
                         on_data(done, buf[:got])
                         done, n = done + got, n - got
                     break
-                base = offset + done - start
-                on_data(done, written[base : base + n])
+                piece = window.view(offset + done, n)
+                try:
+                    on_data(done, piece)
+                finally:
+                    piece.release()
                 done += n
         finally:
-            written.release()
-            mapped.close()
+            window.close()
             for end in (pipe_r, pipe_w):
                 if end >= 0:
                     os.close(end)
             self._consumed(done - spliced_from)
         return done
+
+    def _splice_in(self, sock: int, pipe_w: int, n: int) -> int:
+        """Move up to ``n`` bytes from the socket into the pipe, waiting up to the read timeout."""
+        while True:
+            try:
+                return os.splice(sock, pipe_w, n)
+            except BlockingIOError:  # the socket has a timeout, so it is non-blocking
+                timeout = self._pool.read_timeout
+                if not select.select([sock], [], [], timeout)[0]:
+                    raise TimeoutError(f"no data for {timeout} s") from None
 
     def _consumed(self, n: int) -> None:
         """Account for ``n`` body bytes taken past http.client's own reads."""
