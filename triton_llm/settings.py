@@ -31,9 +31,10 @@ def default_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
 class TransferSettings(BaseModel):
     """Object-store transfer tuning.
 
-    Memory bound: a restore holds about ``max_concurrency * io_buffer_size`` bytes of buffers
-    (4 MiB with the defaults), independent of file size, since parts stream through one buffer
-    per worker; a publish holds the same plus the HTTP send buffers.
+    Memory bound: ``max_concurrency * io_buffer_size`` bytes of buffers (4 MiB with the
+    defaults), independent of file size: one buffer per worker. Uploads use ``sendfile``; restores
+    over plain HTTP splice bodies into the files (up to 1 MiB of kernel pipe per worker) and hash
+    the written pages through an mmap window of at most 8 MiB per worker (page cache, not heap).
     """
 
     model_config = ConfigDict(extra="forbid")
