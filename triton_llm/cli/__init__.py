@@ -6,6 +6,7 @@ Exit codes: 0 ok, 1 the operation failed, 2 bad input or usage.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -46,6 +47,9 @@ class _UsageExit(Exception):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``triton-llm`` console script."""
+    # We use no pydantic plugins; looking for them scans every installed distribution's entry
+    # points, ~15% of a no-op `engine pull`. Set the variable yourself to load plugins anyway.
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(argv)
     args = parser.parse_args(argv)

@@ -137,8 +137,8 @@ class Response:
         (written pages are hashed through ``mmap``).
 
         Raises:
-            OSError / http.client.HTTPException: the connection failed (``OSError`` from writing
-            ``fd`` too: the caller tells them apart by ``fd``).
+            FileWriteError: writing ``fd`` failed (a full disk...).
+            OSError / http.client.HTTPException: the connection failed.
         """
         done = 0
         if self._can_splice(length):

@@ -17,6 +17,7 @@ import http.client
 import os
 import re
 import ssl
+import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timezone
@@ -106,6 +107,7 @@ class S3Store:
         self._credentials = _aws.credential_source(env)
         self._max_connections = max_connections
         self._ssl: ssl.SSLContext | None = None
+        self._lock = threading.Lock()
         self._connect()
 
     def _connect(self) -> None:
@@ -185,9 +187,11 @@ class S3Store:
                 resp.release()
             moved = error.region and error.region != self._region and error.status in (301, 307, 400)
             if attempt == 0 and moved and error.region:
-                self._region = error.region
-                if not self._custom:
-                    self._connect()
+                with self._lock:  # parallel parts may all learn the bucket's region at once
+                    if error.region != self._region:
+                        self._region = error.region
+                        if not self._custom:
+                            self._connect()
                 continue
             raise error
         raise AssertionError("unreachable")
@@ -198,7 +202,14 @@ class S3Store:
             data = resp.read()
         finally:
             resp.release()
-        root = ET.fromstring(data)
+        try:
+            root = ET.fromstring(data)
+        except ET.ParseError as e:
+            raise StoreError(
+                f"{self.endpoint} answered {method} {key or self.bucket} with no S3 XML: {data[:120]!r}",
+                key=key,
+                hint="check that the endpoint is an S3 server (not a proxy or web page)",
+            ) from e
         if _tag(root) == "Error":  # e.g. CompleteMultipartUpload fails with a 200 answer
             raise S3HttpError(500, _find(root, "Code") or "", _find(root, "Message") or "", None)
         return root
