@@ -106,3 +106,19 @@ def test_a_pull_imports_neither_the_pipeline_nor_an_aws_sdk(
         allowed = {"pydantic", "pydantic_core", "triton_llm.settings", "triton_llm.store"}
         assert [m for m in heavy(modules) if not any(m == a or m.startswith(a + ".") for a in allowed)] == []
     assert (tmp_path / "dest" / ".triton-llm-entry.json").is_file()
+
+
+def test_every_command_module_is_in_the_registry() -> None:
+    import importlib
+    import pkgutil
+
+    import triton_llm.cli
+    from triton_llm.cli._commands import COMMANDS
+
+    modules = {
+        f"triton_llm.cli.{m.name}"
+        for m in pkgutil.iter_modules(triton_llm.cli.__path__)
+        if not m.name.startswith("_")
+    }
+    with_register = {m for m in modules if hasattr(importlib.import_module(m), "register")}
+    assert with_register == {module for module, _ in COMMANDS.values()}
