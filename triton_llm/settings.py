@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from triton_llm.errors import ConfigError
@@ -32,9 +31,10 @@ def default_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
 class TransferSettings(BaseModel):
     """Object-store transfer tuning.
 
-    Memory bound: a restore holds about ``max_concurrency * io_buffer_size`` bytes of buffers
-    (4 MiB with the defaults), independent of file size, since parts stream through one buffer
-    per worker; a publish holds the same plus the HTTP send buffers.
+    Memory bound: ``max_concurrency * io_buffer_size`` bytes of buffers (4 MiB with the
+    defaults), independent of file size: one buffer per worker. Uploads use ``sendfile``; restores
+    over plain HTTP splice bodies into the files (up to 1 MiB of kernel pipe per worker) and hash
+    the written pages through an mmap window of at most 8 MiB per worker (page cache, not heap).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -108,6 +108,8 @@ def load_settings(
         config_file = Path(env.get(ENV_PREFIX + "CONFIG") or Path.home() / ".config/triton-llm/config.yaml")
     data: dict[str, Any] = {}
     if config_file.is_file():
+        import yaml  # only when there is a file to read: keeps CLI start-up short
+
         try:
             loaded = yaml.safe_load(config_file.read_text()) or {}
         except yaml.YAMLError as e:

@@ -33,16 +33,22 @@ def test_two_processes_racing_make_exactly_one_entry(
     barrier = tmp_path / "barrier"
     barrier.mkdir()
     procs = [_spawn(store_uri, src, "--hold-manifest", str(barrier)) for src in srcs]
-    deadline = time.monotonic() + 60
-    while len(list(barrier.glob("ready-*"))) < 2:  # both uploaded, both about to create the manifest
-        assert time.monotonic() < deadline and all(p.poll() is None for p in procs)
-        time.sleep(0.01)
-    (barrier / "go").touch()
     outs = []
-    for p in procs:
-        out, err = p.communicate(timeout=60)
-        assert p.returncode == 0, err
-        outs.append(json.loads(out.strip().splitlines()[-1]))
+    try:
+        deadline = time.monotonic() + 120
+        while len(list(barrier.glob("ready-*"))) < 2:  # both uploaded, both about to create the manifest
+            assert time.monotonic() < deadline and all(p.poll() is None for p in procs)
+            time.sleep(0.01)
+        (barrier / "go").touch()
+        for p in procs:
+            out, err = p.communicate(timeout=120)
+            assert p.returncode == 0, err
+            outs.append(json.loads(out.strip().splitlines()[-1]))
+    finally:  # never leave a publisher waiting at the barrier
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
 
     assert sorted(o["won"] for o in outs) == [False, True]
     winner = next(o for o in outs if o["won"])

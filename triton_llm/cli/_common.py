@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from triton_llm.settings import Settings, load_settings
+if TYPE_CHECKING:
+    from triton_llm.settings import Settings
 
 
 def add_store_flags(p: argparse.ArgumentParser) -> None:
@@ -42,6 +43,8 @@ def add_recipe_flags(p: argparse.ArgumentParser) -> None:
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
     """Settings with flags taking precedence over environment and settings file."""
+    from triton_llm.settings import load_settings
+
     flags: dict[str, Any] = {}
     if getattr(args, "store", None):
         flags["store"] = args.store

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -42,8 +41,6 @@ AGENT_EXAMPLES = """examples:
   triton-llm agent ssh --port 2222 --authorized-keys /etc/ssh-key/id.pub   run sshd (ssh mode)
   triton-llm agent ssh --port 2222 --private-key /etc/ssh-key/ssh-privatekey   (its public half may log in)
 """
-
-_KEY = re.compile(r"^[0-9a-f]{12,64}$")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -176,7 +173,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _is_key(ref: str) -> bool:
-    return bool(_KEY.match(ref)) and not Path(ref).exists()
+    from triton_llm.store.keys import looks_like_key
+
+    return looks_like_key(ref) and not Path(ref).exists()
 
 
 def _key_parallelism(args: argparse.Namespace) -> tuple[int, int]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -25,6 +24,8 @@ from triton_llm.engine.recipe import Recipe, load_recipe, recipe_from_mapping, r
 from triton_llm.errors import BuildError, IncompatibleError, NotFoundError
 from triton_llm.settings import Settings
 from triton_llm.store import ObjectStore, find_entry, open_store, publish, read_manifest, restore
+from triton_llm.store.keys import looks_like_key
+from triton_llm.store.restore import pull as pull_entry
 
 log = logging.getLogger(__name__)
 
@@ -262,20 +263,10 @@ def _adopt(stage: StagePlan, settings: Settings) -> None:
     stage.out_dir.rename(dest)
 
 
-_KEY = re.compile(r"^[0-9a-f]{8,64}$")
-
-
-def looks_like_key(ref: str) -> bool:
-    """True for a hex cache key (or a unique prefix of at least 8 hex digits)."""
-    return bool(_KEY.match(ref))
-
-
 def pull(key: str, dest: Path, *, settings: Settings) -> tuple[str, Path]:
     """Restore any stage's entry (checkpoint or engine) by key into ``dest``; returns (stage, dest)."""
     store = open_store(settings.store_uri(), settings=settings)
-    manifest = find_entry(store, key)
-    restore(store, dest, stage=manifest.stage, key=manifest.key, transfer=settings.transfer)
-    return manifest.stage, dest
+    return pull_entry(store, key, dest, transfer=settings.transfer).manifest.stage, dest
 
 
 def restore_engine(key: str, *, settings: Settings) -> LocalEngine:

@@ -14,11 +14,11 @@ from typing import Protocol
 
 from triton_llm.store._retry import RetryPolicy
 
-Consume = Callable[[int, memoryview], None]
-"""``consume(pos, chunk)``: ``chunk`` holds the bytes at ``pos`` within the requested range.
+Verify = Callable[[int, memoryview], None]
+"""``verify(pos, data)``: ``data`` are the bytes just written at ``pos`` within the requested range.
 
-Calls come in order with increasing ``pos``; a retried range resumes where it stopped.
-The chunk's memory is reused after the call returns.
+Calls come in order with increasing ``pos``; a retried range resumes where it stopped. ``data``
+is valid only during the call (it is a reused buffer or a view of the written file).
 """
 
 
@@ -64,10 +64,15 @@ class ObjectStore(Protocol):
         """The whole object. Raises NotFoundError if it does not exist."""
         ...
 
-    def read_range(self, key: str, *, offset: int, length: int, buf: memoryview, consume: Consume) -> int:
-        """Stream ``length`` bytes at ``offset`` through ``buf`` into ``consume``; returns the object size.
+    def read_into(
+        self, key: str, *, offset: int, length: int, fd: int, buf: memoryview, verify: Verify
+    ) -> int:
+        """Write bytes ``[offset, offset + length)`` of ``key`` into ``fd`` at the same offset.
 
-        Raises IntegrityError if the object ends early, NotFoundError if it is missing.
+        ``fd`` is a regular file open for reading and writing; ``buf`` is this call's scratch buffer
+        (the memory bound), and ``verify`` sees every piece once it is written. Returns the object's
+        size. Raises IntegrityError if the object ends early, NotFoundError if it is missing;
+        OSError from writing ``fd`` passes through unchanged.
         """
         ...
 

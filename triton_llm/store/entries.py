@@ -9,7 +9,6 @@ data without a manifest, which no reader ever sees.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import threading
 import uuid
@@ -21,8 +20,10 @@ from typing import Any
 from triton_llm._progress import ProgressBar, progress
 from triton_llm.errors import NotFoundError, StoreError, UsageError
 from triton_llm.settings import TransferSettings
+from triton_llm.store._io import sha256_range
 from triton_llm.store._parallel import ThreadBuffers, run_all
 from triton_llm.store.base import ObjectStore
+from triton_llm.store.keys import ENTRY_STAGES, MIN_PREFIX, is_full_key
 from triton_llm.store.manifest import (
     FileEntry,
     Manifest,
@@ -93,17 +94,10 @@ def _hash_tasks(
     parts: dict[tuple[str, int], str] = {}
 
     def digest(path: Path, offset: int, length: int) -> str:
-        h = hashlib.sha256()
-        buf = buffers.get()
-        with open(path, "rb", buffering=0) as f:
-            done = 0
-            while done < length:
-                n = os.preadv(f.fileno(), [buf[: min(len(buf), length - done)]], offset + done)
-                if n == 0:
-                    raise StoreError(f"{path} shrank while it was being published", path=str(path))
-                h.update(buf[:n])
-                done += n
-        return h.hexdigest()
+        found = sha256_range(path, offset=offset, length=length, buf=buffers.get())
+        if found is None:
+            raise StoreError(f"{path} shrank while it was being published", path=str(path))
+        return found
 
     tasks: list[Callable[[], None]] = []
     for src in sources:
@@ -315,25 +309,36 @@ def list_entries(store: ObjectStore, *, stage: str | None = None) -> list[Manife
 def find_entry(store: ObjectStore, key: str) -> Manifest:
     """The entry whose key is ``key`` or starts with it (at least 8 characters), in any stage.
 
+    A full key (64 hex digits) costs one direct manifest read per stage of
+    :data:`~triton_llm.store.keys.ENTRY_STAGES`, never a listing; a prefix lists the store once.
+
     Raises:
         NotFoundError: no entry matches.
         UsageError: the prefix is too short or matches several entries.
     """
-    names = _manifest_keys(store, None)
-    exact = [n for n in names if n[1] == key]
-    if not exact and len(key) < 8:
-        raise UsageError(f"key prefix {key!r} is too short: give at least 8 characters", key=key)
-    matches = exact or [n for n in names if n[1].startswith(key)]
-    if not matches:
+    if is_full_key(key):
+        found = _read_all(store, [(stage, key) for stage in ENTRY_STAGES])
+    else:
+        names = _manifest_keys(store, None)
+        exact = [n for n in names if n[1] == key]
+        if not exact and len(key) < MIN_PREFIX:
+            raise UsageError(
+                f"key prefix {key!r} is too short: give at least {MIN_PREFIX} characters", key=key
+            )
+        matches = exact or [n for n in names if n[1].startswith(key)]
+        _check_unique(key, matches)
+        found = _read_all(store, matches)
+    if not found:
         raise NotFoundError(
-            f"no entry {key!r} in {store.uri}", key=key, hint="list entries with `triton-llm store ls`"
+            f"no entry {key!r} in {store.uri}", key=key, hint="list entries with `triton-llm engine ls`"
         )
+    _check_unique(key, [(m.stage, m.key) for m in found])
+    return found[0]
+
+
+def _check_unique(key: str, matches: list[tuple[str, str]]) -> None:
     if len(matches) > 1:
         listing = ", ".join(f"{s}/{k[:16]}" for s, k in matches[:5])
         raise UsageError(
             f"key {key!r} matches {len(matches)} entries ({listing}); give more characters", key=key
         )
-    found = _read_all(store, matches)
-    if not found:
-        raise NotFoundError(f"entry {key!r} vanished from {store.uri}", key=key)
-    return found[0]

@@ -13,8 +13,9 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from triton_llm.errors import IntegrityError, NotFoundError, StoreError
+from triton_llm.store._io import pwrite_all
 from triton_llm.store._retry import RetryPolicy
-from triton_llm.store.base import Consume, ObjectInfo
+from triton_llm.store.base import ObjectInfo, Verify
 
 INCOMPLETE = ".incomplete"
 
@@ -139,28 +140,32 @@ class LocalStore:
         except OSError as e:
             raise self._fail("read", key, e) from e
 
-    def read_range(self, key: str, *, offset: int, length: int, buf: memoryview, consume: Consume) -> int:
+    def read_into(
+        self, key: str, *, offset: int, length: int, fd: int, buf: memoryview, verify: Verify
+    ) -> int:
         try:
-            fd = os.open(self._path(key), os.O_RDONLY)
+            src = os.open(self._path(key), os.O_RDONLY)
         except FileNotFoundError as e:
             raise NotFoundError(f"no object {key} in {self.uri}", key=key) from e
         except OSError as e:
             raise self._fail("read", key, e) from e
         try:
-            size = os.fstat(fd).st_size
+            size = os.fstat(src).st_size
             done = 0
             while done < length:
                 view = buf[: min(len(buf), length - done)]
-                n = os.preadv(fd, [view], offset + done)
+                try:
+                    n = os.preadv(src, [view], offset + done)
+                except OSError as e:
+                    raise self._fail("read", key, e) from e
                 if n == 0:
                     raise IntegrityError(f"object {key} ends {length - done} bytes early", key=key)
-                consume(done, view[:n])
+                pwrite_all(fd, view[:n], offset + done)
+                verify(done, view[:n])
                 done += n
             return size
-        except OSError as e:
-            raise self._fail("read", key, e) from e
         finally:
-            os.close(fd)
+            os.close(src)
 
     def head(self, key: str) -> ObjectInfo | None:
         try:

@@ -28,9 +28,10 @@ from pathlib import Path
 from triton_llm._progress import ProgressBar, progress
 from triton_llm.errors import IntegrityError, NotFoundError, StoreError
 from triton_llm.settings import TransferSettings
+from triton_llm.store._io import sha256_range
 from triton_llm.store._parallel import ThreadBuffers, run_all
 from triton_llm.store.base import ObjectStore
-from triton_llm.store.entries import read_manifest
+from triton_llm.store.entries import find_entry, read_manifest
 from triton_llm.store.manifest import FileEntry, Manifest, data_key, part_ranges
 
 MARKER_NAME = ".triton-llm-entry.json"
@@ -129,17 +130,7 @@ def _verify_local(dest: Path, manifest: Manifest, *, transfer: TransferSettings)
             def check(
                 f: FileEntry = f, path: Path = path, off: int = off, length: int = length, want: str = want
             ) -> None:
-                h = hashlib.sha256()
-                buf = buffers.get()
-                with open(path, "rb", buffering=0) as fh:
-                    done = 0
-                    while done < length:
-                        n = os.preadv(fh.fileno(), [buf[: min(len(buf), length - done)]], off + done)
-                        if n == 0:
-                            break
-                        h.update(buf[:n])
-                        done += n
-                if done != length or h.hexdigest() != want:
+                if sha256_range(path, offset=off, length=length, buf=buffers.get()) != want:
                     with lock:
                         if f not in bad:
                             bad.append(f)
@@ -164,29 +155,26 @@ class _Download:
         final = self.dest / f.path
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex[:12]}.incomplete")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)  # read too: parts are hashed via mmap
         self.open[f.path] = (fd, tmp, len(f.part_sha256))
         os.ftruncate(fd, f.size)
 
     def _part(self, f: FileEntry, index: int, offset: int, length: int, bar: ProgressBar) -> None:
         fd = self.open[f.path][0]
         h = hashlib.sha256()
-        write = os.pwrite
 
-        def consume(pos: int, chunk: memoryview) -> None:
-            h.update(chunk)
-            done = 0
-            while done < len(chunk):
-                done += write(fd, chunk[done:], offset + pos + done)
-            bar.update(len(chunk))
+        def verify(pos: int, data: memoryview) -> None:
+            h.update(data)
+            bar.update(len(data))
 
         try:
-            size = self.store.read_range(
+            size = self.store.read_into(
                 data_key(self.manifest, f.path),
                 offset=offset,
                 length=length,
+                fd=fd,
                 buf=self.buffers.get(),
-                consume=consume,
+                verify=verify,
             )
         except NotFoundError as e:
             raise _mismatch(self.manifest, f, "its stored object is missing") from e
@@ -268,3 +256,13 @@ def restore(
         downloaded = _Download(store, dest, manifest, transfer).run(todo)
         _write_marker(dest, manifest)
     return RestoreResult(manifest, skipped=False, downloaded=downloaded)
+
+
+def pull(store: ObjectStore, key: str, dest: Path, *, transfer: TransferSettings) -> RestoreResult:
+    """Restore the entry named by ``key`` (a full key or a unique prefix, any stage) into ``dest``.
+
+    Raises:
+        As :func:`~triton_llm.store.entries.find_entry` and :func:`restore`.
+    """
+    manifest = find_entry(store, key)
+    return restore(store, dest, stage=manifest.stage, key=manifest.key, transfer=transfer)
