@@ -23,13 +23,14 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from triton_llm.engine.model_info import ModelInfo, model_info_from_dir
 from triton_llm.engine.recipe import ModelSource
-from triton_llm.errors import BuildError, NotFoundError, TransientStoreError
+from triton_llm.errors import AccessError, BuildError, NotFoundError, TransientStoreError, TritonLLMError
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +47,6 @@ class ResolvedSource:
     model_info: ModelInfo
     location: str  # repo id, folder, s3 prefix or GGUF path
     notes: tuple[str, ...] = field(default=())
-
-
-def _hub_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
 
 
 def builtin_gguf(name: str) -> Path:
@@ -169,45 +166,152 @@ def _unresolved_hf(source: ModelSource, reason: str) -> ResolvedSource | None:
     )
 
 
-def _resolve_hf(source: ModelSource, cache_dir: Path, *, allow_unresolved: bool = False) -> ResolvedSource:
-    from huggingface_hub import HfApi, hf_hub_download
-    from huggingface_hub.errors import LocalEntryNotFoundError, OfflineModeIsEnabled
+def hub_offline(environ: Mapping[str, str]) -> bool:
+    """True when ``HF_HUB_OFFLINE`` (or ``TRANSFORMERS_OFFLINE``) is set to a true value.
 
+    The same reading as ``huggingface_hub.constants`` (values 1/ON/YES/TRUE, any case).
+    """
+    value = environ.get("HF_HUB_OFFLINE") or environ.get("TRANSFORMERS_OFFLINE") or ""
+    return value.upper() in ("1", "ON", "YES", "TRUE")
+
+
+def _hf_repo_cache(repo: str) -> Path:
+    """The repo's folder in the Hugging Face cache (``models--{org}--{name}``, holding ``refs/``
+    and ``snapshots/``; https://huggingface.co/docs/huggingface_hub/guides/manage-cache)."""
+    from huggingface_hub.constants import HF_HUB_CACHE
+
+    return Path(HF_HUB_CACHE) / ("models--" + repo.replace("/", "--"))
+
+
+def cached_snapshot(repo: str, revision: str) -> Path | None:
+    """The cached snapshot folder of ``repo@revision`` holding ``config.json``, if any.
+
+    Reads the cache layout directly (``refs/<revision>`` names the commit), so offline planning
+    needs neither the network nor huggingface_hub's HTTP client.
+    """
+    folder = _hf_repo_cache(repo)
+    ref = folder / "refs" / revision
+    commit = ref.read_text().strip() if ref.is_file() else revision
+    snapshot = folder / "snapshots" / commit
+    return snapshot if (snapshot / "config.json").is_file() else None
+
+
+def _hf_resolved(source: ModelSource, snapshot: Path) -> ResolvedSource:
     assert source.hf is not None
-    try:
-        if _hub_offline():
-            raise OfflineModeIsEnabled("HF_HUB_OFFLINE is set")
-        sha = HfApi().model_info(source.hf, revision=source.revision, timeout=10).sha
-        config = hf_hub_download(source.hf, "config.json", revision=sha)
-    except Exception as e:
-        reason = f"{type(e).__name__}: {e}".splitlines()[0][:200]
-        try:
-            config = hf_hub_download(
-                source.hf, "config.json", revision=source.revision, local_files_only=True
-            )
-            sha = Path(config).parent.name  # snapshots/<commit>/config.json
-        except (LocalEntryNotFoundError, OfflineModeIsEnabled, OSError):
-            if source.offline_fallback:
-                note = (
-                    f"hub unreachable for {source.hf} ({reason}); using the builtin "
-                    f"{source.offline_fallback!r} GGUF instead (different weights, different cache key)"
-                )
-                log.warning(note)
-                return _resolve_builtin(source.offline_fallback, cache_dir, (note,))
-            unresolved = _unresolved_hf(source, reason) if allow_unresolved else None
-            if unresolved is not None:
-                return unresolved
-            raise TransientStoreError(
-                f"cannot resolve {source.hf}@{source.revision}: {reason}",
-                hint="check network access to the hub, or pre-download into the HF cache, or use model.local",
-            ) from e
-    info = model_info_from_dir(Path(config).parent)
     return ResolvedSource(
         kind="hf",
-        identity={"hf": source.hf, "commit": sha, "allow_patterns": list(source.allow_patterns)},
-        model_info=info,
+        identity={"hf": source.hf, "commit": snapshot.name, "allow_patterns": list(source.allow_patterns)},
+        model_info=model_info_from_dir(snapshot),
         location=source.hf,
     )
+
+
+def _hub_unreachable(
+    source: ModelSource, cache_dir: Path, reason: str, *, allow_unresolved: bool
+) -> ResolvedSource:
+    """The hub cannot be asked (offline, refused, timed out, 5xx): the recipe's fallback, a
+    provisional plan (dry-run), or an error."""
+    assert source.hf is not None
+    if source.offline_fallback:
+        note = (
+            f"hub unreachable for {source.hf} ({reason}); using the builtin "
+            f"{source.offline_fallback!r} GGUF instead (different weights, different cache key)"
+        )
+        log.warning(note)
+        return _resolve_builtin(source.offline_fallback, cache_dir, (note,))
+    unresolved = _unresolved_hf(source, reason) if allow_unresolved else None
+    if unresolved is not None:
+        return unresolved
+    raise TransientStoreError(
+        f"cannot reach the hub for {source.hf}@{source.revision} ({reason}) and it is not in the local "
+        "Hugging Face cache",
+        hint="check network access to the hub (HF_ENDPOINT, proxy), pre-download it into the HF cache, "
+        "or use model.local",
+    )
+
+
+def _hub_refused(source: ModelSource, error: Exception, status: int, endpoint: str) -> TritonLLMError:
+    """The error for a hub answer that no retry or fallback can fix."""
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError
+
+    repo, revision = source.hf, source.revision
+    if isinstance(error, RevisionNotFoundError):
+        return NotFoundError(
+            f"model.revision: {repo} has no revision {revision!r} on {endpoint}",
+            field="model.revision",
+            value=revision,
+            hint="check the branch, tag or commit sha in model.revision",
+        )
+    if isinstance(error, GatedRepoError) and status == 401:
+        return AccessError(
+            f"model.hf: {repo} is a gated repo and no token was sent",
+            field="model.hf",
+            value=repo,
+            hint="set HF_TOKEN to a token of an account that has access (request it on the model's page)",
+        )
+    if isinstance(error, GatedRepoError):
+        return AccessError(
+            f"model.hf: {repo} is gated and this token's account is not on its authorized list",
+            field="model.hf",
+            value=repo,
+            hint=f"request access at {endpoint}/{repo}, then set HF_TOKEN to that account's token",
+        )
+    if isinstance(error, RepositoryNotFoundError):
+        return NotFoundError(
+            f"model.hf: no model repo {repo!r} on {endpoint}",
+            field="model.hf",
+            value=repo,
+            hint="check the repo id; a private repo needs HF_TOKEN set to a token with read access",
+        )
+    if status in (401, 403):
+        return AccessError(
+            f"model.hf: the hub refused {repo}@{revision} with {status}",
+            field="model.hf",
+            value=repo,
+            hint="check HF_TOKEN: it must be valid and have read access to the repo",
+        )
+    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return BuildError(f"model.hf: the hub answered {status} for {repo}@{revision}: {first}")
+
+
+def _reason(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}".splitlines()[0][:200]
+
+
+def _resolve_hf(
+    source: ModelSource, cache_dir: Path, *, offline: bool, allow_unresolved: bool = False
+) -> ResolvedSource:
+    """Pin ``source.revision`` to its commit with one metadata request for ``config.json``.
+
+    Offline, the local Hugging Face cache answers. Only offline mode, connection errors,
+    timeouts and 5xx/429 answers count as unreachable; every other hub answer is an error.
+    """
+    assert source.hf is not None
+    if offline:
+        snapshot = cached_snapshot(source.hf, source.revision)
+        if snapshot is not None:
+            return _hf_resolved(source, snapshot)
+        return _hub_unreachable(source, cache_dir, "HF_HUB_OFFLINE is set", allow_unresolved=allow_unresolved)
+
+    import httpx2
+    from huggingface_hub import constants, hf_hub_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
+
+    try:
+        config = hf_hub_download(source.hf, "config.json", revision=source.revision, etag_timeout=10)
+    except LocalEntryNotFoundError as e:
+        # The metadata request failed and nothing is cached: its cause says why.
+        cause = e.__cause__
+        if isinstance(cause, HfHubHTTPError):
+            status = cause.response.status_code
+            if status < 500 and status != 429:
+                raise _hub_refused(source, cause, status, constants.ENDPOINT) from cause
+        return _hub_unreachable(source, cache_dir, _reason(cause or e), allow_unresolved=allow_unresolved)
+    except HfHubHTTPError as e:
+        raise _hub_refused(source, e, e.response.status_code, constants.ENDPOINT) from e
+    except (OfflineModeIsEnabled, httpx2.TransportError) as e:
+        return _hub_unreachable(source, cache_dir, _reason(e), allow_unresolved=allow_unresolved)
+    return _hf_resolved(source, Path(config).parent)
 
 
 def _resolve_local(source: ModelSource, cache_dir: Path) -> ResolvedSource:
@@ -270,20 +374,24 @@ def _resolve_s3(source: ModelSource) -> ResolvedSource:
     )
 
 
-def resolve_source(source: ModelSource, *, cache_dir: Path, allow_unresolved: bool = False) -> ResolvedSource:
+def resolve_source(
+    source: ModelSource, *, cache_dir: Path, offline: bool = False, allow_unresolved: bool = False
+) -> ResolvedSource:
     """Pin a model source to its identity and read its shape facts (no weights fetched).
 
-    ``allow_unresolved`` (for ``--dry-run``) plans an unreachable hub model of known shape with a
-    provisional identity instead of failing.
+    ``offline`` (``HF_HUB_OFFLINE``, see :func:`hub_offline`) resolves hub models from the local
+    cache only. ``allow_unresolved`` (for ``--dry-run``) plans an unreachable hub model of known
+    shape with a provisional identity instead of failing.
 
     Raises:
-        NotFoundError: a local folder, package or s3 prefix is missing.
+        NotFoundError: a local folder, package, s3 prefix, hub repo or revision is missing.
+        AccessError: the hub refused the token (gated or private repo; 401/403).
         TransientStoreError: the hub cannot be reached and there is no offline copy or fallback.
     """
     if source.builtin:
         return _resolve_builtin(source.builtin, cache_dir)
     if source.hf:
-        return _resolve_hf(source, cache_dir, allow_unresolved=allow_unresolved)
+        return _resolve_hf(source, cache_dir, offline=offline, allow_unresolved=allow_unresolved)
     if source.local:
         return _resolve_local(source, cache_dir)
     return _resolve_s3(source)
@@ -355,16 +463,15 @@ def model_dir_for(resolved: ResolvedSource, *, cache_dir: Path) -> Path:
     if resolved.kind == "local":
         return Path(resolved.location)
     if resolved.kind == "hf":
-        from huggingface_hub.constants import HF_HUB_CACHE
-
-        repo_folder = "models--" + resolved.location.replace("/", "--")
         commit = resolved.identity["commit"] or f"<{resolved.identity.get('revision', 'main')}>"
-        return Path(HF_HUB_CACHE) / repo_folder / "snapshots" / commit
+        return _hf_repo_cache(resolved.location) / "snapshots" / commit
     return cache_dir / "models" / f"{resolved.kind}-{fingerprint(resolved.identity)[:16]}"
 
 
-def materialize(resolved: ResolvedSource, *, cache_dir: Path) -> Path:
+def materialize(resolved: ResolvedSource, *, cache_dir: Path, offline: bool = False) -> Path:
     """Make the resolved source available as a local Hugging Face-format folder.
+
+    ``offline``: hub files come from the local cache only.
 
     Returns:
         The folder, which is ``model_dir_for(resolved, cache_dir=cache_dir)``.
@@ -378,6 +485,7 @@ def materialize(resolved: ResolvedSource, *, cache_dir: Path) -> Path:
     if resolved.kind == "builtin":
         return materialize_builtin(resolved.identity["builtin"], dest)
     if resolved.kind == "hf":
+        import httpx2
         from huggingface_hub import snapshot_download
 
         try:
@@ -386,10 +494,10 @@ def materialize(resolved: ResolvedSource, *, cache_dir: Path) -> Path:
                     resolved.location,
                     revision=resolved.identity["commit"],
                     allow_patterns=resolved.identity["allow_patterns"],
-                    local_files_only=_hub_offline(),
+                    local_files_only=offline,
                 )
             )
-        except Exception as e:
+        except (OSError, httpx2.HTTPError) as e:  # hub errors are OSErrors; transport errors are not
             raise BuildError(f"fetching {resolved.location}@{resolved.identity['commit']} failed: {e}") from e
     if (dest / "config.json").is_file():
         return dest

@@ -18,7 +18,7 @@ from typing import Any
 
 from triton_llm._progress import progress
 from triton_llm.engine.backends import BuildBackend, run_actions, select_backend
-from triton_llm.engine.fetch import materialize, model_dir_for, resolve_source
+from triton_llm.engine.fetch import hub_offline, materialize, model_dir_for, resolve_source
 from triton_llm.engine.gpus import local_gpu
 from triton_llm.engine.plan import BuildPlan, StagePlan, plan_build
 from triton_llm.engine.recipe import Recipe, load_recipe, recipe_from_mapping, resolve_recipe_path
@@ -92,7 +92,12 @@ def make_plan(
     Raises:
         RecipeErrors: the recipe is invalid for this model or backend.
     """
-    source = resolve_source(recipe.model, cache_dir=settings.cache_dir, allow_unresolved=allow_unresolved)
+    source = resolve_source(
+        recipe.model,
+        cache_dir=settings.cache_dir,
+        offline=hub_offline(settings.environ),
+        allow_unresolved=allow_unresolved,
+    )
     return plan_build(
         recipe,
         source=source,
@@ -189,7 +194,9 @@ def build(
     else:
         be.verify_toolchain()
         say(f"fetch {plan.source.kind} {plan.source.location}")
-        model_dir = materialize(plan.source, cache_dir=settings.cache_dir)
+        model_dir = materialize(
+            plan.source, cache_dir=settings.cache_dir, offline=hub_offline(settings.environ)
+        )
         say(f"checkpoint {ck.key}: building")
         _run_stage(ck, say=say)
         copy_tokenizer(model_dir, ck.out_dir / "tokenizer")
