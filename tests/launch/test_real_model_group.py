@@ -49,7 +49,7 @@ def tp1_text(triton_server: Any) -> str:
 
 @pytest.fixture(scope="module")
 def tp3_repo(cpu_engine_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from triton_llm.engine.pipeline import ensure_local_engine
+    from triton_llm.engine.local import ensure_local_engine
     from triton_llm.repository import render_repository
     from triton_llm.settings import load_settings
 

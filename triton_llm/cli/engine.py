@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
 
 from triton_llm.cli._common import add_recipe_flags, add_store_flags, settings_from_args
-from triton_llm.engine.pipeline import build, plan_recipe, pull
-from triton_llm.engine.plan import BuildPlan
-from triton_llm.engine.recipe import list_recipes, load_recipe
-from triton_llm.store import find_entry, list_entries, open_store
+
+if TYPE_CHECKING:
+    from triton_llm.engine.plan import BuildPlan
+
+# Features are imported inside each command, so `--help` and `engine pull` load only what they use.
 
 BUILD_EXAMPLES = """examples:
   triton-llm engine build smollm2-135m
@@ -102,6 +104,9 @@ def _print_plan(plan: BuildPlan) -> None:
 
 
 def run_build(args: argparse.Namespace) -> int:
+    from triton_llm.engine.pipeline import build, plan_recipe
+    from triton_llm.engine.recipe import load_recipe
+
     settings = settings_from_args(args)
     if args.dry_run:
         _print_plan(
@@ -126,9 +131,13 @@ def run_build(args: argparse.Namespace) -> int:
 def run_ls(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     if args.recipes:
+        from triton_llm.engine.recipe import list_recipes
+
         for name, path in list_recipes(settings.engines_dir).items():
             print(f"{name:32} {path}")
         return 0
+    from triton_llm.store import list_entries, open_store
+
     entries = list_entries(open_store(settings.store_uri(), settings=settings), stage=args.stage)
     if args.json:
         json.dump([m.model_dump(mode="json", exclude={"files"}) for m in entries], sys.stdout, indent=1)
@@ -144,6 +153,8 @@ def run_ls(args: argparse.Namespace) -> int:
 
 
 def run_show(args: argparse.Namespace) -> int:
+    from triton_llm.store import find_entry, open_store
+
     settings = settings_from_args(args)
     manifest = find_entry(open_store(settings.store_uri(), settings=settings), args.key)
     print(json.dumps(manifest.model_dump(mode="json"), indent=1, sort_keys=True))
@@ -152,6 +163,8 @@ def run_show(args: argparse.Namespace) -> int:
 
 def run_pull(args: argparse.Namespace) -> int:
     from pathlib import Path
+
+    from triton_llm.engine.pipeline import pull
 
     settings = settings_from_args(args)
     stage, dest = pull(args.key, Path(args.dest), settings=settings)
