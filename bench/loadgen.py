@@ -412,7 +412,7 @@ def main(argv: list[str]) -> int:
 
     sys.path.insert(0, str(ROOT))
     from tests.loadgen._null import serve_null
-    from triton_llm.engine.pipeline import ensure_local_engine
+    from triton_llm.engine.local import ensure_local_engine
     from triton_llm.launch.tritonserver import TritonServer
     from triton_llm.repository import render_repository
     from triton_llm.settings import load_settings

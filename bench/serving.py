@@ -124,7 +124,7 @@ def main() -> int:
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
     args = parser.parse_args()
 
-    from triton_llm.engine.pipeline import ensure_local_engine
+    from triton_llm.engine.local import ensure_local_engine
     from triton_llm.launch.tritonserver import TritonServer
     from triton_llm.repository import render_repository
     from triton_llm.settings import load_settings

@@ -67,6 +67,12 @@ class NotFoundError(TritonLLMError):
     exit_code = 2
 
 
+class AccessError(TritonLLMError):
+    """Credentials are missing or lack permission (a gated or private model); set them and retry."""
+
+    exit_code = 2
+
+
 class IncompatibleError(TritonLLMError):
     """An engine or checkpoint does not fit the requested hardware or toolchain."""
 

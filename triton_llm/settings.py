@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from triton_llm.errors import ConfigError
 
@@ -63,6 +63,17 @@ class Settings(BaseModel):
     transport: dict[str, Any] = Field(
         default_factory=dict, description="MPI/NCCL/UCX transport settings (see triton_llm.launch.transport)"
     )
+
+    _environ: dict[str, str] | None = PrivateAttr(default=None)
+
+    @property
+    def environ(self) -> Mapping[str, str]:
+        """The environment these settings were resolved from (the process's when not given).
+
+        Feature code reads other tools' variables (``HF_HUB_OFFLINE``, ``CUDA_VERSION``, ...) and
+        builds child-process environments from this, never from ``os.environ``.
+        """
+        return os.environ if self._environ is None else self._environ
 
     def store_uri(self) -> str:
         """The configured store, or the embedded default ``file://<cache_dir>/store``."""
@@ -124,7 +135,7 @@ def load_settings(
     if "cache_dir" not in data:
         data["cache_dir"] = default_cache_dir(env)
     try:
-        return Settings.model_validate(data)
+        settings = Settings.model_validate(data)
     except ValidationError as e:
         first = e.errors()[0]
         field = ".".join(str(p) for p in first["loc"])
@@ -134,3 +145,5 @@ def load_settings(
             value=first.get("input"),
             hint=f"set it with a flag, {ENV_PREFIX}{field.upper().replace('.', '__')} or the settings file",
         ) from e
+    settings._environ = dict(env)
+    return settings

@@ -12,7 +12,8 @@ from safetensors import safe_open
 
 from tests.fixtures.s3 import s3_client, s3_env
 from triton_llm.cli import main
-from triton_llm.engine.pipeline import BuildResult, build, ensure_local_engine, entry_dir
+from triton_llm.engine.local import ensure_local_engine, entry_dir
+from triton_llm.engine.pipeline import BuildResult, build
 from triton_llm.engine.recipe import load_recipe
 from triton_llm.settings import Settings, load_settings
 

@@ -6,8 +6,8 @@ import pytest
 
 from triton_llm.engine.backends.cpu import CpuBackend
 from triton_llm.engine.backends.trtllm import TrtllmBackend
-from triton_llm.engine.fetch import builtin_gguf, gguf_model_info, known_model_info
-from triton_llm.engine.model_info import ModelInfo
+from triton_llm.engine.fetch import builtin_gguf, known_model_info
+from triton_llm.engine.model_info import ModelInfo, gguf_model_info
 from triton_llm.engine.recipe import load_recipe
 from triton_llm.engine.validate import validate
 from triton_llm.errors import RecipeErrors

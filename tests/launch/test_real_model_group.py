@@ -54,22 +54,22 @@ def tp1_text(triton_server: Any) -> str:
 
 @pytest.fixture(scope="module")
 def tp3_repo(cpu_engine_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from triton_llm.engine.pipeline import ensure_local_engine
+    from triton_llm.engine.local import ensure_local_engine
     from triton_llm.repository import render_repository
     from triton_llm.settings import load_settings
 
     settings = load_settings(
-        {"cache_dir": str(cpu_engine_cache)}, environ={}, config_file=Path("/nonexistent")
+        {"cache_dir": str(cpu_engine_cache)},
+        environ={"HF_HUB_OFFLINE": "1"},
+        config_file=Path("/nonexistent"),
     )
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HF_HUB_OFFLINE", "1")
-        engine = ensure_local_engine(
-            "smollm2-135m",
-            settings=settings,
-            overrides=[f"parallelism.tp={TP}"],
-            backend="cpu",
-            say=lambda _: None,
-        )
+    engine = ensure_local_engine(
+        "smollm2-135m",
+        settings=settings,
+        overrides=[f"parallelism.tp={TP}"],
+        backend="cpu",
+        say=lambda _: None,
+    )
     return render_repository(
         engine.engine_dir,
         serving=engine.recipe.serving,

@@ -88,7 +88,7 @@ def run_render(args: argparse.Namespace) -> int:
             raise UsageError("pass a RECIPE|KEY, or --engine-dir DIR for a local engine directory")
         if args.tokenizer_dir is not None or args.checkpoint_dir is not None:
             raise UsageError("--tokenizer-dir and --checkpoint-dir apply only with --engine-dir")
-        from triton_llm.engine.pipeline import ensure_local_engine
+        from triton_llm.engine.local import ensure_local_engine
 
         engine = ensure_local_engine(
             args.ref, settings=settings_from_args(args), overrides=args.overrides, backend=args.backend

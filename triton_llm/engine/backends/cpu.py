@@ -9,6 +9,7 @@ the checkpoint's rank files directly.
 
 from __future__ import annotations
 
+import importlib.metadata
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +31,13 @@ class CpuBackend:
     name = "cpu"
 
     def toolchain_versions(self) -> dict[str, str]:
-        """Only what changes the output bytes: the converter format and torch (quantization rounding)."""
-        import torch
+        """Only what changes the output bytes: the converter format and torch (quantization rounding).
 
-        return {"cpu_backend": CONVERTER_VERSION, "torch": torch.__version__.split("+")[0]}
+        torch's version comes from its distribution metadata (the same string as
+        ``torch.__version__``), so planning never imports torch.
+        """
+        torch_version = importlib.metadata.version("torch").split("+")[0]
+        return {"cpu_backend": CONVERTER_VERSION, "torch": torch_version}
 
     def verify_toolchain(self) -> None:
         """Nothing to verify: :meth:`toolchain_versions` reads the running versions themselves."""
