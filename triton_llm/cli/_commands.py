@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from triton_llm.cli import demo, doctor, engine, launch, repo, serve, stream
+from triton_llm.cli import demo, doctor, engine, frontend, launch, repo, serve, stream
 
 REGISTRY = [
     engine.register,
@@ -12,4 +12,5 @@ REGISTRY = [
     stream.register,
     repo.register,
     demo.register,
+    frontend.register,
 ]
