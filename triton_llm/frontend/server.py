@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import signal
 import socket
 from typing import Any
 
@@ -80,8 +81,13 @@ def run_frontend(config: FrontendConfig, *, on_ready: Any = None) -> int:
             timeout_graceful_shutdown=5,
         )
     )
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal to the handler it
+    # found; a no-op handler here makes that a clean exit 0, as `triton-llm serve` does.
+    previous = {s: signal.signal(s, lambda *_: None) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         server.run(sockets=[sock])
     finally:
         sock.close()
+        for s, handler in previous.items():
+            signal.signal(s, handler)
     return 0 if server.started else 1
