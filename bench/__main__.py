@@ -1,6 +1,7 @@
 """Run every benchmark in turn (``make bench``); each rewrites its section of bench/RESULTS.md.
 
-``python -m bench NAME ...`` runs only the named ones (store_restore, runtime_decode, serving, tp_decode).
+``python -m bench NAME ...`` runs only the named ones (store_restore, runtime_decode, serving,
+tp_decode, frontend).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import importlib
 import inspect
 import sys
 
-BENCHMARKS = ("store_restore", "runtime_decode", "serving", "tp_decode")
+BENCHMARKS = ("store_restore", "runtime_decode", "serving", "tp_decode", "frontend")
 
 
 def main(argv: list[str]) -> int:

@@ -16,10 +16,10 @@ from triton_llm.frontend.stops import StopMatcher
 class Generation:
     """Runs one :class:`Job`; iterate :meth:`pieces`, then read :attr:`finish_reason` and :meth:`usage`.
 
-    Finish reason: ``stop`` when a stop sequence matched (here, on the text) or the runtime
-    ended the sequence itself (end_id, or a stop word it matched), which it does before
-    ``max_tokens`` generated ids; ``length`` when it generated ``max_tokens`` ids without a
-    stop sequence. Generated ids are counted from the server's ``num_output_tokens``.
+    Finish reason: ``stop`` when a stop sequence matched on the text (a stop word the runtime
+    matched is in the text too), or when fewer than ``max_tokens`` ids came back: the runtime
+    ended the sequence with end_id, which it does not return; ``length`` when ``max_tokens``
+    ids came back and no stop sequence matched. Ids are counted from ``num_output_tokens``.
 
     The prompt's token count comes from the server's preprocessing (see
     ``AsyncLLMClient.prompt_tokens``); it is asked once the first response has arrived, so it
