@@ -56,10 +56,11 @@ class FrontendState:
 
     async def max_seq_len(self) -> int:
         if self._max_seq_len is None:
-            self._max_seq_len = await self._client().max_seq_len()
+            self._max_seq_len = await self.triton().max_seq_len()
         return self._max_seq_len
 
-    def _client(self) -> AsyncLLMClient:
+    def triton(self) -> AsyncLLMClient:
+        """The open Triton client (created by the app's lifespan)."""
         if self.client is None:
             raise RuntimeError("the frontend's Triton client is not open (app started without its lifespan)")
         return self.client
@@ -193,7 +194,7 @@ class GenerationResponse(Response):
 
     async def _run(self, send: Send) -> None:
         state, job = self.state, self.job
-        generation = Generation(state._client(), job, max_seq_len=state.max_seq_len)
+        generation = Generation(state.triton(), job, max_seq_len=state.max_seq_len)
         encoder = Encoder(job.kind, state.config.model_name, include_usage=job.include_usage)
         pieces = generation.pieces()
         try:

@@ -11,7 +11,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from triton_llm.frontend.api_errors import APIError, bad_request
+from triton_llm.frontend.api_errors import bad_request
 
 
 class _Strict(BaseModel):
@@ -108,4 +108,4 @@ def _is_type_tag(loc: object) -> bool:
     return isinstance(loc, str) and (loc in _TYPE_TAGS or "[" in loc or loc.startswith("function-"))
 
 
-__all__ = ["APIError", "ChatCompletionRequest", "ChatMessage", "CompletionRequest", "parse_body"]
+__all__ = ["ChatCompletionRequest", "ChatMessage", "CompletionRequest", "parse_body"]
