@@ -187,10 +187,11 @@ class GenerationResponse(Response):
             watch.cancel()
             work.cancel()  # no-op once it is done; after a disconnect it closes the Triton stream
             try:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await work
+                await asyncio.wait({work})
             finally:
                 state.inflight -= 1
+        if not work.cancelled() and work.exception() is not None:
+            raise work.exception()  # a bug: Starlette answers 500 if nothing was sent yet
 
     async def _run(self, send: Send) -> None:
         state, job = self.state, self.job
