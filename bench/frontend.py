@@ -79,14 +79,21 @@ async def frontend_one(session, url: str, tokens: int) -> tuple[float, int]:
     return first - sent, count
 
 
-async def measure(grpc_url: str, http_url: str, args: argparse.Namespace) -> dict[str, list[float]]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def measure(
+    grpc_url: str, http_url: str, frontend_pid: int, args: argparse.Namespace
+) -> dict[str, list[float]]:
     import aiohttp
 
     from triton_llm.client import AsyncLLMClient
 
-    out: dict[str, list[float]] = {
-        k: [] for k in ("ttft_direct", "ttft_frontend", "tps_direct", "tps_frontend")
-    }
+    names = ("ttft_direct", "ttft_frontend", "tps_direct", "tps_frontend", "frontend_cpu_per_token")
+    out: dict[str, list[float]] = {k: [] for k in names}
     connector = aiohttp.TCPConnector(limit=0)
     async with (
         AsyncLLMClient(grpc_url, timeout=600) as client,
@@ -113,7 +120,7 @@ async def measure(grpc_url: str, http_url: str, args: argparse.Namespace) -> dic
                 out["ttft_frontend"].append(b)
         for r in range(args.rounds):
             for side in ("direct", "frontend") if r % 2 == 0 else ("frontend", "direct"):
-                start = time.perf_counter()
+                start, cpu = time.perf_counter(), cpu_seconds(frontend_pid)
                 if side == "direct":
                     done = await asyncio.gather(
                         *(direct_one(client, args.tokens) for _ in range(args.streams))
@@ -125,7 +132,10 @@ async def measure(grpc_url: str, http_url: str, args: argparse.Namespace) -> dic
                 elapsed = time.perf_counter() - start
                 for _, n in done:
                     check(side, n, args.tokens)
-                out[f"tps_{side}"].append(sum(n for _, n in done) / elapsed)
+                generated = sum(n for _, n in done)
+                out[f"tps_{side}"].append(generated / elapsed)
+                if side == "frontend":
+                    out["frontend_cpu_per_token"].append((cpu_seconds(frontend_pid) - cpu) / generated)
     return out
 
 
@@ -172,8 +182,9 @@ def main() -> int:
         with TritonServer(repo, log_path=Path(tmp) / "server.log") as server:
             server.wait_ready(600)
             config = FrontendConfig(triton_url=server.grpc_url, model_name=MODEL, port=free_port())
-            with frontend_process(config):
-                r = asyncio.run(measure(server.grpc_url, f"http://127.0.0.1:{config.port}", args))
+            with frontend_process(config) as proc:
+                url = f"http://127.0.0.1:{config.port}"
+                r = asyncio.run(measure(server.grpc_url, url, proc.pid, args))
 
     p50 = statistics.median
     deltas = [(b - a) * 1000 for a, b in zip(r["ttft_direct"], r["ttft_frontend"], strict=True)]
@@ -197,6 +208,11 @@ def main() -> int:
             f"Added by the frontend: **{p50(deltas):+.1f} ms** p50 TTFT (median of the per-pair differences; "
             f"goal <= +2 ms); tokens/s ratio frontend/direct per round "
             f"{', '.join(f'{x:.3f}' for x in ratios)}, median **{p50(ratios):.3f}** (goal >= 0.95).",
+            "",
+            f"The frontend process used **{p50(r['frontend_cpu_per_token']) * 1000:.2f} ms of CPU per "
+            "generated token** in the throughput rounds (median; all its work: HTTP, JSON, its gRPC client, "
+            "the usage call): CPU the runtime on this 2-core machine no longer has, the part of a "
+            "throughput gap that is not noise.",
             "",
             "Both sides wait for exactly the same generation (same tokens, checked); the frontend side "
             "also pays for HTTP, JSON per piece, and its usage block (a preprocessing call after the "
