@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from triton_llm.client._request import (
+    PREPROCESSING_INPUTS,
     Chunk,
     GenerateParams,
     build_inputs,
     check_params,
     classify_error,
     new_request_id,
+    preprocessing_inputs,
     stop_inputs,
     summarize,
 )
@@ -94,3 +99,34 @@ def test_summary_without_token_counts_skips_the_stream_markers():
 def test_a_single_piece_has_no_tpot():
     done = summarize([Chunk("The whole answer.", 2.0, final=True, tokens=5)], sent=1.0)
     assert done.tokens == 5 and done.ttft == pytest.approx(1.0) and done.tpot is None
+
+
+def test_a_conversation_and_penalties_travel_as_ensemble_inputs():
+    params = GenerateParams(
+        messages=(("system", "Be brief. ✓"), ("user", "Hi")), presence_penalty=0.5, frequency_penalty=0.0
+    )
+    inputs = {n: (a, t) for n, a, t in build_inputs("", params, stream=True)}
+    assert inputs["chat_messages"][1] == "BYTES" and inputs["chat_messages"][0].shape == (1, 1)
+    assert json.loads(inputs["chat_messages"][0][0, 0].decode()) == [
+        {"role": "system", "content": "Be brief. ✓"},
+        {"role": "user", "content": "Hi"},
+    ]
+    assert inputs["presence_penalty"][0].dtype == np.float32 and inputs["presence_penalty"][1] == "FP32"
+    assert inputs["frequency_penalty"][0][0, 0] == 0.0
+    assert "chat_messages" not in {n for n, _, _ in build_inputs("x", GenerateParams(), stream=True)}
+
+
+def test_prompt_counting_sends_what_the_ensemble_maps_into_preprocessing():
+    """The ensemble's own input_map (rendered config) decides the preprocessing names."""
+    from google.protobuf import text_format
+    from tritonclient.grpc import model_config_pb2
+
+    golden = Path(__file__).parents[1] / "repository/golden/cpu/ensemble/config.pbtxt"
+    config = text_format.Parse(golden.read_text(), model_config_pb2.ModelConfig())
+    (step,) = [s for s in config.ensemble_scheduling.step if s.model_name == "preprocessing"]
+    ensemble_map = {ensemble: pre for pre, ensemble in step.input_map.items()}
+    params = GenerateParams(max_tokens=500, chat_template=True, messages=(("user", "Hi"),), stop_words=("x",))
+    sent = {n: (a, t) for n, a, t in preprocessing_inputs("", params)}
+    assert set(sent) == {"QUERY", "REQUEST_OUTPUT_LEN", "APPLY_CHAT_TEMPLATE", "CHAT_MESSAGES"}
+    assert {ensemble_map[e]: p for e, p in PREPROCESSING_INPUTS.items()} == {p: p for p in sent}
+    assert sent["REQUEST_OUTPUT_LEN"][0][0, 0] == 1  # only the prompt's own limits apply

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -56,3 +58,40 @@ def test_words_round_trip(tokenizer):
         tokenizer.encode("\n\n", add_special_tokens=False),
     ]
     assert list_to_words(words_to_list([], tokenizer)) == []
+
+
+def test_chat_messages_go_through_the_tokenizers_template(tokenizer):
+    pre = Preprocessor(tokenizer, max_input_len=256, max_seq_len=512, chat_template=False)
+    messages = [
+        {"role": "system", "content": "You answer in French."},
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Bonjour !"},
+        {"role": "user", "content": "How are you?"},
+    ]
+    expected = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+    expected = expected["input_ids"] if hasattr(expected, "keys") else expected
+    got = pre.prepare("", max_tokens=4, chat_messages=json.dumps(messages))
+    assert got.input_ids.tolist() == list(expected)
+    # one user message is exactly what apply_chat_template does with a plain prompt
+    single = pre.prepare("", max_tokens=4, chat_messages=json.dumps([{"role": "user", "content": "Hi"}]))
+    plain = pre.prepare("Hi", max_tokens=4, apply_chat_template=True)
+    assert single.input_ids.tolist() == plain.input_ids.tolist()
+
+
+@pytest.mark.parametrize(
+    ("prompt", "messages", "chat", "message"),
+    [
+        ("Hi", '[{"role": "user", "content": "Hi"}]', None, "either text_input or chat_messages"),
+        ("", "not json", None, "chat_messages is not valid JSON"),
+        ("", "[]", None, "chat_messages must be a non-empty JSON array"),
+        ("", '{"role": "user"}', None, "chat_messages must be a non-empty JSON array"),
+        ("", '[{"role": "user"}]', None, r"chat_messages\[0\] must be an object with string"),
+        ("", '[{"role": "user", "content": 3}]', None, r"chat_messages\[0\] must be an object with string"),
+        ("", '[{"role": "user", "content": "a", "x": 1}]', None, r"chat_messages\[0\] must be an object"),
+        ("", '[{"role": "user", "content": "a"}]', False, "chat_messages needs the chat template"),
+    ],
+)
+def test_bad_chat_messages_are_rejected(tokenizer, prompt, messages, chat, message):
+    pre = Preprocessor(tokenizer, max_input_len=256, max_seq_len=512)
+    with pytest.raises(RequestError, match=message):
+        pre.prepare(prompt, max_tokens=4, chat_messages=messages, apply_chat_template=chat)

@@ -120,7 +120,7 @@ def test_serve_cli_end_to_end(cpu_engine, cpu_engine_cache, tmp_path):
     """`triton-llm serve` restores the session's engine, serves it, answers, and stops on SIGINT."""
     from triton_llm.client import GenerateParams, LLMClient
 
-    ports = [free_port() for _ in range(3)]
+    ports = [free_port() for _ in range(4)]
     env = {**os.environ, "TRITON_LLM_CACHE_DIR": str(cpu_engine_cache), "HF_HUB_OFFLINE": "1"}
     proc = subprocess.Popen(
         [
@@ -139,6 +139,8 @@ def test_serve_cli_end_to_end(cpu_engine, cpu_engine_cache, tmp_path):
             str(ports[2]),
             "--repo-dir",
             str(tmp_path / "repo"),
+            "--openai-port",
+            str(ports[3]),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -158,8 +160,16 @@ def test_serve_cli_end_to_end(cpu_engine, cpu_engine_cache, tmp_path):
         with LLMClient(f"127.0.0.1:{ports[1]}") as client:
             done = client.generate("What is the capital of France?", GenerateParams(max_tokens=12))
         assert "Paris" in done.text and 0 < done.tokens <= 12
+        import openai
+
+        with openai.OpenAI(base_url=f"http://127.0.0.1:{ports[3]}/v1", api_key="-", max_retries=0) as oai:
+            assert [m.id for m in oai.models.list().data] == ["smollm2-135m"]  # the recipe's name
+            chat = oai.chat.completions.create(
+                model="smollm2-135m", messages=[{"role": "user", "content": "What is the capital of France?"}]
+            )
+        assert "Paris" in chat.choices[0].message.content
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=90) == 0
+        assert proc.wait(timeout=90) == 0, proc.stdout.read()[-3000:]
     finally:
         if proc.poll() is None:  # a failed assertion: let the CLI stop its server before giving up
             proc.send_signal(signal.SIGINT)
@@ -170,3 +180,4 @@ def test_serve_cli_end_to_end(cpu_engine, cpu_engine_cache, tmp_path):
                 proc.wait()
         proc.stdout.close()
     assert processes_with(str(tmp_path / "repo")) == []
+    assert processes_with(f"--port {ports[3]}") == []  # the OpenAI frontend stopped with serve

@@ -19,6 +19,7 @@ EXAMPLES = """examples:
   triton-llm engine build llama-3.1-8b-instruct --backend trtllm --dry-run
   triton-llm serve smollm2-135m                        build if needed, then serve on Triton
   triton-llm stream "Tell me a joke" --max-tokens 64   stream from a running server
+  triton-llm frontend --triton 127.0.0.1:8001          OpenAI-compatible API on :9000 (serve starts it too)
 """
 
 

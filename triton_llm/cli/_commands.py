@@ -24,6 +24,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
              "end-to-end demo: build smollm2-135m on CPU, serve it, stream a completion"),
     "bench": ("triton_llm.cli.bench",
               "load-test a running endpoint: latency percentiles, throughput, goodput, SLO"),
+    "frontend": ("triton_llm.cli.frontend",
+                 "serve the OpenAI API (/v1/completions, /v1/chat/completions) in front of Triton"),
 }  # fmt: skip
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 from pathlib import Path
+from typing import Any
 
 from triton_llm.cli._common import add_recipe_flags, add_store_flags, settings_from_args
 
@@ -16,7 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Ensure the engine (build it if needed), render the model repository into a fresh "
         "directory and run tritonserver until SIGINT/SIGTERM. tp*pp > 1 goes through the MPI launcher.",
         epilog="examples:\n  triton-llm serve smollm2-135m\n"
-        "  triton-llm serve smollm2-135m --set serving.chat_template=false --grpc-port 9001",
+        "  triton-llm serve smollm2-135m --set serving.chat_template=false --grpc-port 9001\n"
+        "  triton-llm serve smollm2-135m --openai-port 0    # no OpenAI API on :9000",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("ref", metavar="RECIPE|KEY", help="recipe name or path, or an engine key")
@@ -27,6 +30,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--repo-dir", type=Path, help="render the repository here (default: a fresh temp dir)")
     p.add_argument("--ready-timeout", type=float, default=600.0, help="seconds to wait for readiness")
     p.add_argument("--log-verbose", type=int, default=0, help="tritonserver --log-verbose level")
+    p.add_argument(
+        "--openai-port",
+        type=_port,
+        default=9000,
+        help="port of the OpenAI-compatible API (base path /v1) started next to Triton; 0 disables it",
+    )
     add_recipe_flags(p)
     add_store_flags(p)
     p.set_defaults(func=run)
@@ -35,15 +44,25 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from triton_llm.launch.prepare import prepare_repository
 
+    settings = settings_from_args(args)
+    if args.openai_port:
+        from triton_llm.frontend import check_installed
+
+        check_installed()  # before any build: a missing extra is a usage error, not a late crash
     prepared = prepare_repository(
         args.ref,
-        settings=settings_from_args(args),
+        settings=settings,
         overrides=args.overrides,
         backend=args.backend,
         repo_dir=args.repo_dir,
     )
     engine, repo = prepared.engine, prepared.repo
     print(f"model repository: {repo}", flush=True)
+    with _openai_frontend(args, model_name=engine.recipe.name):
+        return _serve(args, repo, engine)
+
+
+def _serve(args: argparse.Namespace, repo: Path, engine: Any) -> int:
     world = engine.recipe.parallelism.world_size
     if world > 1:
         return _serve_group(args, repo, tp=engine.recipe.parallelism.tp, pp=engine.recipe.parallelism.pp)
@@ -92,3 +111,25 @@ def _serve_group(args: argparse.Namespace, repo: Path, *, tp: int, pp: int) -> i
         is_root=os.geteuid() == 0,
     )
     return run_group(plan)
+
+
+def _port(text: str) -> int:
+    port = int(text)
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a TCP port (0-65535)")
+    return port
+
+
+def _openai_frontend(args: argparse.Namespace, *, model_name: str) -> contextlib.AbstractContextManager[Any]:
+    """The OpenAI frontend next to Triton (a child process), unless --openai-port is 0."""
+    if not args.openai_port:
+        return contextlib.nullcontext()
+    from triton_llm.frontend import FrontendConfig, frontend_process, local_address
+
+    config = FrontendConfig(
+        triton_url=f"{local_address(args.host)}:{args.grpc_port}",
+        model_name=model_name,
+        host=args.host,
+        port=args.openai_port,
+    )
+    return frontend_process(config)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,10 @@ class GenerateParams:
     chat_template: bool | None = None
     end_id: int | None = None
     pad_id: int | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    # A conversation of (role, content) pairs for the server's chat template; the prompt must be "".
+    messages: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,8 @@ def build_inputs(prompt: str, params: GenerateParams, *, stream: bool) -> list[t
         ("apply_chat_template", params.chat_template, bool, "BOOL"),
         ("end_id", params.end_id, np.int32, "INT32"),
         ("pad_id", params.pad_id, np.int32, "INT32"),
+        ("presence_penalty", params.presence_penalty, np.float32, "FP32"),
+        ("frequency_penalty", params.frequency_penalty, np.float32, "FP32"),
     ]
     for name, value, dtype, triton in optional:
         if value is not None:
@@ -79,7 +86,33 @@ def build_inputs(prompt: str, params: GenerateParams, *, stream: bool) -> list[t
     for name, words in (("stop_words", params.stop_words), ("bad_words", params.bad_words)):
         if words:
             out.append((name, np.array([[w.encode("utf-8") for w in words]], dtype=object), "BYTES"))
+    if params.messages:
+        conversation = [{"role": role, "content": content} for role, content in params.messages]
+        encoded = json.dumps(conversation, ensure_ascii=False).encode("utf-8")
+        out.append(("chat_messages", one(encoded, object), "BYTES"))
     return out
+
+
+# The ensemble's input_map into its preprocessing step, for the inputs that decide the prompt's tokens.
+PREPROCESSING_INPUTS = {
+    "text_input": "QUERY",
+    "max_tokens": "REQUEST_OUTPUT_LEN",
+    "apply_chat_template": "APPLY_CHAT_TEMPLATE",
+    "chat_messages": "CHAT_MESSAGES",
+}
+
+
+def preprocessing_inputs(prompt: str, params: GenerateParams) -> list[tuple[str, np.ndarray, str]]:
+    """Inputs of a ``preprocessing`` request that tokenizes the prompt exactly as the ensemble does.
+
+    ``max_tokens`` is 1, so only the prompt's own limits apply.
+    """
+    counting = GenerateParams(chat_template=params.chat_template, messages=params.messages, max_tokens=1)
+    return [
+        (PREPROCESSING_INPUTS[name], arr, dtype)
+        for name, arr, dtype in build_inputs(prompt, counting, stream=False)
+        if name in PREPROCESSING_INPUTS
+    ]
 
 
 def check_params(params: GenerateParams) -> None:

@@ -17,6 +17,7 @@ from triton_llm.client._request import (
     chunk_from,
     classify_error,
     new_request_id,
+    preprocessing_inputs,
     stop_inputs,
     summarize,
 )
@@ -150,3 +151,59 @@ class AsyncLLMClient:
         sent = time.perf_counter()
         chunks = [c async for c in self.stream(prompt, params, stream=stream)]
         return summarize(chunks, sent=sent)
+
+    async def prompt_tokens(self, prompt: str, params: GenerateParams | None = None) -> int:
+        """The prompt's token count, from the server's ``preprocessing`` model (chat template included).
+
+        The same model and inputs as the ensemble's first step, so it is the count the runtime sees.
+
+        Raises:
+            RequestRejectedError: the server rejects the prompt; ServerUnavailableError: unreachable.
+        """
+        import grpc
+        from tritonclient.utils import InferenceServerException
+
+        inputs = []
+        for name, arr, dtype in preprocessing_inputs(prompt, params or GenerateParams()):
+            tensor = self._grpc.InferInput(name, list(arr.shape), dtype)
+            tensor.set_data_from_numpy(arr)
+            inputs.append(tensor)
+        outputs = [self._grpc.InferRequestedOutput("REQUEST_INPUT_LEN")]
+        try:
+            result = await asyncio.wait_for(
+                self._client.infer("preprocessing", inputs, outputs=outputs), timeout=self.timeout
+            )
+        except InferenceServerException as e:
+            raise self._error(e) from e
+        except grpc.RpcError as e:
+            raise classify_error(str(e), url=self.url, model="preprocessing", status=str(e.code())) from e
+        except asyncio.TimeoutError:
+            raise ClientError(f"no answer from preprocessing within {self.timeout:.0f}s") from None
+        return int(result.as_numpy("REQUEST_INPUT_LEN").reshape(-1)[0])
+
+    async def max_seq_len(self) -> int:
+        """The engine's max_seq_len (prompt + generated tokens), from ``preprocessing``'s config.
+
+        Raises:
+            ServerUnavailableError: unreachable or not loaded; ClientError: the parameter is missing.
+        """
+        from tritonclient.utils import InferenceServerException
+
+        try:
+            config = await self._client.get_model_config("preprocessing", as_json=True)
+        except InferenceServerException as e:
+            raise self._error(e) from e
+        value = config.get("config", {}).get("parameters", {}).get("max_seq_len", {}).get("string_value")
+        if not value:
+            raise ClientError("the preprocessing model has no max_seq_len parameter")
+        return int(value)
+
+    async def ready(self) -> bool:
+        """True when the server answers and :attr:`model` is ready (False for any failure)."""
+        import grpc
+        from tritonclient.utils import InferenceServerException
+
+        try:
+            return bool(await asyncio.wait_for(self._client.is_model_ready(self.model), timeout=5))
+        except (InferenceServerException, grpc.RpcError, asyncio.TimeoutError, OSError):
+            return False

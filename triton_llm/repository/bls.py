@@ -34,6 +34,7 @@ _PRE_INPUTS = {
     "end_id": "END_ID",
     "pad_id": "PAD_ID",
     "apply_chat_template": "APPLY_CHAT_TEMPLATE",
+    "chat_messages": "CHAT_MESSAGES",
 }
 _PRE_TO_LLM = {
     "INPUT_ID": "input_ids",

@@ -48,6 +48,9 @@ class PreprocessingModel:
         if max_tokens is None:
             raise RequestError("max_tokens is required")
         chat = _pb.scalar(pb, request, "APPLY_CHAT_TEMPLATE")
+        messages = _pb.strings(pb, request, "CHAT_MESSAGES")
+        if len(messages) > 1:
+            raise RequestError(f"send at most one chat_messages per request (got {len(messages)})")
         prepared = self.pre.prepare(
             queries[0],
             max_tokens=int(max_tokens),
@@ -56,6 +59,7 @@ class PreprocessingModel:
             end_id=_pb.scalar(pb, request, "END_ID"),
             pad_id=_pb.scalar(pb, request, "PAD_ID"),
             apply_chat_template=None if chat is None else bool(chat),
+            chat_messages=messages[0] if messages else None,
         )
         ids = prepared.input_ids
         out = {

@@ -2,12 +2,14 @@
 
 Used by the ``preprocessing`` python-backend model (and the BLS model). The chat template
 is applied here, on the server, when the recipe's ``serving.chat_template`` is on or the
-request sets ``apply_chat_template`` (the per-request switch wins). Every rejected
-request raises :class:`RequestError` with a message meant for the client.
+request sets ``apply_chat_template`` (the per-request switch wins); a whole conversation
+(the optional ``chat_messages`` input, e.g. from the OpenAI frontend) always goes through
+it. Every rejected request raises :class:`RequestError` with a message meant for the client.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,6 +75,31 @@ def list_to_words(arr: np.ndarray) -> list[list[int]]:
     return words
 
 
+def parse_chat_messages(text: str) -> list[dict[str, str]]:
+    """Decode the ``chat_messages`` input: a JSON array of ``{"role": str, "content": str}`` objects.
+
+    Raises:
+        RequestError: not JSON, not a non-empty array, or an element of another shape.
+    """
+    try:
+        messages = json.loads(text)
+    except ValueError as e:
+        raise RequestError(f"chat_messages is not valid JSON: {e}") from None
+    if not isinstance(messages, list) or not messages:
+        raise RequestError("chat_messages must be a non-empty JSON array of {role, content} objects")
+    for i, message in enumerate(messages):
+        if (
+            not isinstance(message, dict)
+            or set(message) != {"role", "content"}
+            or not all(isinstance(v, str) for v in message.values())
+        ):
+            raise RequestError(
+                f"chat_messages[{i}] must be an object with string 'role' and 'content' only "
+                f"(got {message!r})"
+            )
+    return messages
+
+
 class Preprocessor:
     """Tokenizes prompts for one engine and enforces its limits."""
 
@@ -91,25 +118,41 @@ class Preprocessor:
         self.chat_template = chat_template
         self.add_special_tokens = add_special_tokens
 
-    def encode(self, prompt: str, *, apply_chat_template: bool | None = None) -> list[int]:
-        """Token ids of ``prompt``, through the chat template when it applies.
+    def encode(
+        self, prompt: str, *, apply_chat_template: bool | None = None, chat_messages: str | None = None
+    ) -> list[int]:
+        """Token ids of ``prompt`` (through the chat template when it applies), or of a conversation.
+
+        Args:
+            prompt: the text; ignored when ``chat_messages`` is given.
+            apply_chat_template: the per-request switch (None: the server's setting).
+            chat_messages: a JSON conversation (see :func:`parse_chat_messages`), always templated.
 
         Raises:
-            RequestError: chat template requested but the tokenizer has none.
+            RequestError: the template is needed but missing or switched off, or it rejects the messages.
         """
+        if chat_messages is not None:
+            if apply_chat_template is False:
+                raise RequestError("chat_messages needs the chat template: leave apply_chat_template unset")
+            return self._template(parse_chat_messages(chat_messages), switch="chat_messages is")
         use_template = self.chat_template if apply_chat_template is None else apply_chat_template
         if use_template:
-            if not getattr(self.tokenizer, "chat_template", None):
-                raise RequestError(
-                    "apply_chat_template is set but this model's tokenizer has no chat template"
-                )
-            ids = self.tokenizer.apply_chat_template(
-                [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=True
-            )
-            if isinstance(ids, dict) or hasattr(ids, "keys"):
-                ids = ids["input_ids"]
-            return [int(i) for i in ids]
+            return self._template([{"role": "user", "content": prompt}], switch="apply_chat_template is")
         return [int(i) for i in self.tokenizer.encode(prompt, add_special_tokens=self.add_special_tokens)]
+
+    def _template(self, messages: list[dict[str, str]], *, switch: str) -> list[int]:
+        """The tokenizer's own chat template with the generation prompt, tokenized."""
+        from jinja2 import TemplateError
+
+        if not getattr(self.tokenizer, "chat_template", None):
+            raise RequestError(f"{switch} set but this model's tokenizer has no chat template")
+        try:
+            ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+        except TemplateError as e:
+            raise RequestError(f"the model's chat template rejected the messages: {e}") from None
+        if isinstance(ids, dict) or hasattr(ids, "keys"):
+            ids = ids["input_ids"]
+        return [int(i) for i in ids]
 
     def prepare(
         self,
@@ -121,18 +164,22 @@ class Preprocessor:
         end_id: int | None = None,
         pad_id: int | None = None,
         apply_chat_template: bool | None = None,
+        chat_messages: str | None = None,
     ) -> Prepared:
-        """Tokenize and check one request.
+        """Tokenize and check one request (a prompt, or a conversation in ``chat_messages``).
 
         Raises:
-            RequestError: empty prompt, prompt above max_input_len, max_tokens <= 0 or beyond
-                the engine's max_seq_len, or an end/pad id outside the vocabulary.
+            RequestError: empty prompt (or both a prompt and chat_messages), bad chat_messages,
+                prompt above max_input_len, max_tokens <= 0 or beyond the engine's max_seq_len,
+                or an end/pad id outside the vocabulary.
         """
-        if not prompt.strip():
+        if chat_messages is not None and prompt:
+            raise RequestError("send either text_input or chat_messages, not both (text_input must be empty)")
+        if chat_messages is None and not prompt.strip():
             raise RequestError("text_input is empty: send a non-empty prompt")
         if max_tokens <= 0:
             raise RequestError(f"max_tokens must be at least 1 (got {max_tokens})")
-        ids = self.encode(prompt, apply_chat_template=apply_chat_template)
+        ids = self.encode(prompt, apply_chat_template=apply_chat_template, chat_messages=chat_messages)
         if len(ids) > self.max_input_len:
             raise RequestError(
                 f"prompt is {len(ids)} tokens, above the engine's max_input_len of {self.max_input_len}"

@@ -1,0 +1,93 @@
+"""Run the frontend under uvicorn (asyncio loop, one process, no thread per request)."""
+
+from __future__ import annotations
+
+import importlib.util
+import signal
+import socket
+from typing import Any
+
+from triton_llm.errors import ServeError, UsageError
+from triton_llm.frontend.config import FrontendConfig
+
+
+def check_installed() -> None:
+    """Fail early when the ``[frontend]`` extra is missing.
+
+    Raises:
+        UsageError: starlette or uvicorn is not installed.
+    """
+    missing = [name for name in ("starlette", "uvicorn") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise UsageError(
+            f"the OpenAI frontend needs {' and '.join(missing)}",
+            hint="pip install 'triton-llm[frontend]', or pass --openai-port 0 to serve without it",
+        )
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on host:port (port 0 picks a free one).
+
+    Raises:
+        ServeError: the address is in use or cannot be bound.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        raise ServeError(
+            f"cannot listen on {host}:{port}: {e.strerror}", hint="choose another --port"
+        ) from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def run_frontend(config: FrontendConfig, *, on_ready: Any = None) -> int:
+    """Serve the OpenAI API until SIGINT/SIGTERM; returns 0 after a clean stop.
+
+    Args:
+        config: validated settings.
+        on_ready: called with the bound (host, port) once the server accepts connections.
+
+    Raises:
+        UsageError: the [frontend] extra is missing. ServeError: the port cannot be bound.
+    """
+    check_installed()
+    import uvicorn
+
+    from triton_llm.frontend.app import create_app
+
+    sock = bind(config.host, config.port)
+    address = sock.getsockname()[:2]
+
+    class _Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if self.started and on_ready is not None:
+                on_ready(address)
+
+    server = _Server(
+        uvicorn.Config(
+            create_app(config),
+            loop="asyncio",  # grpc.aio runs on asyncio's own loop
+            http="httptools" if importlib.util.find_spec("httptools") else "h11",
+            lifespan="on",
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=5,
+        )
+    )
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal to the handler it
+    # found; a no-op handler here makes that a clean exit 0, as `triton-llm serve` does.
+    previous = {s: signal.signal(s, lambda *_: None) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    return 0 if server.started else 1
