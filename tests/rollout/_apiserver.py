@@ -20,7 +20,7 @@ import threading
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -38,6 +38,7 @@ class ApiState:
 
     lws: list[dict[str, Any]] = field(default_factory=list)
     pods: list[dict[str, Any]] = field(default_factory=list)
+    pod_source: Callable[[], list[dict[str, Any]]] | None = None  # computed per request when set
     pod_backends: dict[str, str] = field(default_factory=dict)  # "<pod>:<port>" -> http://host:port
     requests: list[tuple[str, str, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -85,6 +86,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not parts:
             return
         selector = query.get("labelSelector", [""])[0]
+        live_pods = self.state.pod_source() if self.state.pod_source else None
         with self.state.lock:
             if parts[:4] == ["apis", "leaderworkerset.x-k8s.io", "v1", "namespaces"] and parts[5:] == [
                 "leaderworkersets"
@@ -93,7 +95,8 @@ class _Handler(BaseHTTPRequestHandler):
                 kind = "LeaderWorkerSetList"
                 api_version = "leaderworkerset.x-k8s.io/v1"
             elif parts[:3] == ["api", "v1", "namespaces"] and parts[4:] == ["pods"]:
-                items = [o for o in self.state.pods if o["metadata"]["namespace"] == parts[3]]
+                pods = self.state.pods if live_pods is None else live_pods
+                items = [o for o in pods if o["metadata"]["namespace"] == parts[3]]
                 kind, api_version = "PodList", "v1"
             else:
                 self._send(404, _status(404, "NotFound", "the server could not find the requested resource"))
