@@ -97,3 +97,15 @@ def test_a_bad_kubeconfig_names_the_flag(tmp_path: Path) -> None:
     done = rollout("--key", NEW, "--kubeconfig", str(missing))
     assert done.returncode == 2
     assert f"kubeconfig {missing}" in done.stderr
+
+
+def test_without_the_k8s_extra_the_command_names_the_install(tmp_path: Path) -> None:
+    code = (
+        "import sys; sys.modules['kubernetes'] = None; from triton_llm.cli import main; "
+        f"sys.exit(main(['rollout', '--key', '{NEW}', '--dry-run']))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 2
+    assert "the Kubernetes client is not installed (pip install 'triton-llm[k8s]')" in done.stderr

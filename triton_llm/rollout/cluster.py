@@ -31,10 +31,16 @@ def connect(*, kubeconfig: str | None = None, context: str | None = None) -> tup
     Uses the in-cluster service account when no kubeconfig is found.
 
     Raises:
-        UsageError: neither a kubeconfig nor an in-cluster service account is available.
+        UsageError: the ``k8s`` extra is missing, or neither a kubeconfig nor an in-cluster service
+            account is available.
     """
-    from kubernetes import client, config
-    from kubernetes.config.config_exception import ConfigException
+    try:
+        from kubernetes import client, config
+        from kubernetes.config.config_exception import ConfigException
+    except ImportError:
+        raise UsageError(
+            "the Kubernetes client is not installed", hint="pip install 'triton-llm[k8s]'"
+        ) from None
 
     try:
         api = config.new_client_from_config(config_file=kubeconfig, context=context)
