@@ -125,3 +125,11 @@ class LaunchPlanError(LaunchError):
     """A launch topology does not fit (slots, ranks, engine files, pod variables): bad input."""
 
     exit_code = 2
+
+
+class RolloutError(TritonLLMError):
+    """A replica-level rollout step failed (helm, a readiness gate or the smoke prompt)."""
+
+    def __init__(self, message: str, *, retryable: bool = False, **fields: Any) -> None:
+        super().__init__(message, **fields)
+        self.retryable = retryable

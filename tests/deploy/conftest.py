@@ -82,6 +82,7 @@ class Group:
     http_port: int
     logs: Path
     key: str
+    next_key: str = ""  # a second engine in the store (another build setting): what a rollout rolls to
     restarts: int = 0
     history: list[str] = field(default_factory=list)
 
@@ -136,7 +137,7 @@ def _start_store(twin: Twin, cpu_image: str, root: Path) -> Store:
     return Store(host_endpoint=endpoint, root=root)
 
 
-def _publish_engine(root: Path, cache_dir: Path) -> str:
+def _publish_engine(root: Path, cache_dir: Path, overrides: tuple[str, ...] = ()) -> str:
     """smollm2-135m at tp=3, built with the cpu backend into the session's engine cache (the tp=3 group
     tests share it), then published into the store's bucket directory; returns the engine key.
 
@@ -144,7 +145,7 @@ def _publish_engine(root: Path, cache_dir: Path) -> str:
     ``<dir>/<key>``, so publishing to ``file://<root>/<bucket>/<prefix>`` makes the entries the pods then
     pull over S3, without sending the setup's gigabyte through the port forward of a loaded machine.
     """
-    from triton_llm.engine.pipeline import ensure_local_engine
+    from triton_llm.engine.local import ensure_local_engine
     from triton_llm.settings import load_settings
     from triton_llm.store.entries import publish, read_manifest
     from triton_llm.store.uri import open_store
@@ -156,7 +157,7 @@ def _publish_engine(root: Path, cache_dir: Path) -> str:
         engine = ensure_local_engine(
             "smollm2-135m",
             settings=local,
-            overrides=[f"parallelism.tp={TP}"],
+            overrides=[f"parallelism.tp={TP}", *overrides],
             backend="cpu",
             say=lambda _: None,
         )
@@ -230,13 +231,18 @@ def cluster_secrets(rendered: list[dict[str, Any]], ssh_private_key: str) -> dic
     return secrets
 
 
-def group_pods(rendered: list[dict[str, Any]]) -> list[Pod]:
-    """Group 0 of the rendered LeaderWorkerSet, with the DNS records Kubernetes would serve."""
+def group_pods(rendered: list[dict[str, Any]], group: int = 0, *, client_service: bool = True) -> list[Pod]:
+    """One group of the rendered LeaderWorkerSet, with the DNS records Kubernetes would serve.
+
+    ``client_service=False`` leaves the client Service out: with two groups it selects two leaders, and
+    the twin does not emulate load balancing (the group is then reached by its pod names only).
+    """
     (lws,) = [o for o in rendered if o["kind"] == "LeaderWorkerSet"]
     services = [o for o in rendered if o["kind"] == "Service"]
     headless = lws_headless_service(lws, services)
-    pods = lws_group(lws, namespace=NAMESPACE)
-    assign_dns(pods, [*services, *([headless] if headless else [])], namespace=NAMESPACE)
+    pods = lws_group(lws, namespace=NAMESPACE, group=group)
+    chosen = services if client_service else []
+    assign_dns(pods, [*chosen, *([headless] if headless else [])], namespace=NAMESPACE)
     return pods
 
 
@@ -297,10 +303,15 @@ def group(cpu_image: str, helm: Path, cpu_engine_cache: Path) -> Iterator[Group]
         store_root = work / "s3"
         twin = Twin(image=cpu_image, root=work / "pods", secrets={})
         key = _publish_engine(store_root, cpu_engine_cache)  # before rclone starts: no stale listing
+        # What test_rollout_twin.py rolls to: the same checkpoint, another engine (build setting).
+        next_key = _publish_engine(store_root, cpu_engine_cache, ("build.max_batch_size=4",))
         _start_store(twin, cpu_image, store_root)
         rendered = render(helm, twin_values(cpu_image, key), work)
         twin.secrets = cluster_secrets(rendered, key_file.read_text())
-        grp = Group(twin=twin, rendered=rendered, pods=[], http_port=free_port(), logs=work / "logs", key=key)
+        grp = Group(
+            twin=twin, rendered=rendered, pods=[], http_port=free_port(), logs=work / "logs", key=key,
+            next_key=next_key,
+        )  # fmt: skip
         start_group(grp)
         yield grp
     finally:

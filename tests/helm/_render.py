@@ -97,14 +97,20 @@ def pod_specs(rendered: Rendered) -> dict[str, dict[str, Any]]:
     return out
 
 
+SIDECARS = ("openai-frontend",)
+"""Containers the chart adds next to the serving container (the leader's OpenAI frontend)."""
+
+
 def container(pod: Mapping[str, Any], name: str | None = None) -> dict[str, Any]:
-    """The serving container of a pod template (the only one in ``containers``), or one by name."""
-    containers = pod["spec"]["containers"]
+    """The serving container of a pod template (the only one in ``containers`` besides the
+    :data:`SIDECARS`), or one by name."""
+    containers = [c for c in pod["spec"]["containers"] if c["name"] not in SIDECARS]
     if name is None:
         if len(containers) != 1:
             raise LookupError(f"expected one container, found {[c['name'] for c in containers]}")
         return containers[0]
-    return next(c for c in [*containers, *pod["spec"].get("initContainers", [])] if c["name"] == name)
+    every = [*pod["spec"]["containers"], *pod["spec"].get("initContainers", [])]
+    return next(c for c in every if c["name"] == name)
 
 
 def plain_env(c: Mapping[str, Any], *, field_refs: Mapping[str, str] | None = None) -> dict[str, str]:

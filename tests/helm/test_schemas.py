@@ -63,4 +63,5 @@ def test_every_custom_resource_kind_is_covered_by_the_matrix(render_ci) -> None:
         kinds |= {o["kind"] for o in render_ci(values).objects if o["apiVersion"] not in BUILTIN_GROUPS}
     expected = {"LeaderWorkerSet", "MacvlanNetwork", "IPoIBNetwork", "HostDeviceNetwork", "NicClusterPolicy"}
     expected |= {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
+    expected |= {"ScaledObject", "InferencePool", "HTTPRoute"}
     assert expected <= kinds, f"not rendered by any ci/ values file: {sorted(expected - kinds)}"

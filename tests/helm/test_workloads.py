@@ -245,10 +245,10 @@ def test_engine_build_job_builds_the_recipe_on_a_gpu(render_ci) -> None:
 # --- operations --------------------------------------------------------------------------------
 
 
-def test_service_selects_leaders_only_on_the_three_triton_ports(render_ci) -> None:
+def test_service_selects_leaders_only_on_the_three_triton_ports_and_the_openai_frontend(render_ci) -> None:
     r = render_ci("lws-roce-values.yaml")
     svc = r.one("Service", FULLNAME)
-    assert sorted(p["port"] for p in svc["spec"]["ports"]) == [8000, 8001, 8002]
+    assert sorted(p["port"] for p in svc["spec"]["ports"]) == [8000, 8001, 8002, 9000]
     pods = pod_specs(r)
     leader_labels, worker_labels = pods["leader"]["metadata"]["labels"], pods["worker"]["metadata"]["labels"]
     assert svc["spec"]["selector"].items() <= leader_labels.items()
@@ -316,7 +316,7 @@ def test_clients_reach_only_the_leaders_serving_ports(render_ci) -> None:
     policy = render_ci("exec-agent-values.yaml").one("NetworkPolicy", f"{FULLNAME}-clients")
     assert policy["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "leader"
     serving, metrics = policy["spec"]["ingress"]
-    assert [p["port"] for p in serving["ports"]] == ["http", "grpc"]
+    assert [p["port"] for p in serving["ports"]] == ["http", "grpc", "openai"]
     gateway = {"kubernetes.io/metadata.name": "gateway"}
     assert serving["from"][0]["namespaceSelector"]["matchLabels"] == gateway
     assert [p["port"] for p in metrics["ports"]] == ["metrics"]

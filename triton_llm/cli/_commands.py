@@ -26,6 +26,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
               "load-test a running endpoint: latency percentiles, throughput, goodput, SLO"),
     "frontend": ("triton_llm.cli.frontend",
                  "serve the OpenAI API (/v1/completions, /v1/chat/completions) in front of Triton"),
+    "rollout": ("triton_llm.cli.rollout",
+                "roll a new engine key over the chart's groups, one gated group at a time (or --undo)"),
 }  # fmt: skip
 
 

@@ -408,15 +408,16 @@ Container securityContext for a container kind:
   memory). A non-root process gets no effective capabilities from the container's add list, so IPC_LOCK would
   be inert there: non-root RDMA pods check RLIMIT_MEMLOCK instead (triton-llm.memlockGuard). Read-only root
   unless the ssh agent is used (its ~/.ssh and host keys live on the root filesystem);
-- sshWorker: serving plus what sshd's privilege separation needs (SETUID, SETGID, SYS_CHROOT, AUDIT_WRITE).
+- sshWorker: serving plus what sshd's privilege separation needs (SETUID, SETGID, SYS_CHROOT, AUDIT_WRITE);
+- sidecar: the OpenAI frontend, non-root with a read-only root filesystem like the init containers.
 Usage: securityContext: {{- include "triton-llm.containerSecurity" (dict "root" $ "kind" "init") | trim | nindent 12 }}
 */}}
 {{- define "triton-llm.containerSecurity" -}}
 {{- $ssh := eq (include "triton-llm.sshMode" .root) "true" }}
 {{- $root := eq (include "triton-llm.runsAsRoot" .root) "true" }}
 allowPrivilegeEscalation: false
-readOnlyRootFilesystem: {{ or (eq .kind "init") (eq .kind "test") (not $ssh) }}
-{{- if or (eq .kind "init") (eq .kind "test") }}
+readOnlyRootFilesystem: {{ or (eq .kind "init") (eq .kind "test") (eq .kind "sidecar") (not $ssh) }}
+{{- if or (eq .kind "init") (eq .kind "test") (eq .kind "sidecar") }}
 runAsNonRoot: true
 runAsUser: {{ .root.Values.podSecurity.runAsUser }}
 runAsGroup: {{ .root.Values.podSecurity.runAsGroup }}
@@ -478,6 +479,10 @@ metadata:
   labels:
     {{- include "triton-llm.roleSelectorLabels" (dict "root" $root "role" (ternary "leader" $role (eq $role "single"))) | nindent 4 }}
     {{- include "triton-llm.servingLabel" $root | nindent 4 }}
+    {{- if and $serving $v.inferencePool.enabled }}
+    {{- /* The Inference Extension's endpoint picker reads TensorRT-LLM backend metrics from pods with this label. */}}
+    llm-d.ai/engine-type: triton-tensorrt-llm
+    {{- end }}
     {{- with $v.podLabels }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
@@ -629,6 +634,9 @@ spec:
         {{- if $ssh }}
         - {name: ssh-key, mountPath: {{ include "triton-llm.path" (list "ssh") }}, readOnly: true}
         {{- end }}
+    {{- if and $serving $v.frontend.enabled }}
+    {{- include "triton-llm.frontendContainer" $root | trim | nindent 4 }}
+    {{- end }}
   volumes:
     {{- if eq $v.engine.cache.type "hostPath" }}
     - name: engine-cache
@@ -651,6 +659,58 @@ spec:
         secretName: {{ include "triton-llm.sshSecretName" $root }}
         defaultMode: 0400
     {{- end }}
+{{- end }}
+
+{{/*
+A Kubernetes quantity ("4", 4, "2500m") as a plain decimal number string (KEDA thresholds take numbers).
+Usage: {{ include "triton-llm.quantityNumber" .Values.autoscaling.targetWaitingRequests }}
+*/}}
+{{- define "triton-llm.quantityNumber" -}}
+{{- $q := toString . }}
+{{- if hasSuffix "m" $q }}
+{{- $milli := trimSuffix "m" $q | float64 }}
+{{- divf $milli 1000.0 }}
+{{- else }}
+{{- $q }}
+{{- end }}
+{{- end }}
+
+{{/*
+Model id of the OpenAI frontend: frontend.modelName, or the release name.
+Usage: {{ include "triton-llm.frontendModel" . }}
+*/}}
+{{- define "triton-llm.frontendModel" -}}
+{{- default .Release.Name .Values.frontend.modelName }}
+{{- end }}
+
+{{/*
+The OpenAI frontend sidecar of a leader pod: `triton-llm frontend` calling the leader's Triton over gRPC on
+localhost, ready once /v1/models answers. It never exits while Triton is down (it answers 503), so it cannot
+make LWS recreate the group.
+Usage: {{- include "triton-llm.frontendContainer" . | trim | nindent 4 }}
+*/}}
+{{- define "triton-llm.frontendContainer" -}}
+{{- $v := .Values }}
+- name: openai-frontend
+  image: {{ include "triton-llm.image" . }}
+  imagePullPolicy: {{ $v.image.pullPolicy }}
+  command:
+    {{- toYaml (list "triton-llm" "frontend" "--triton" (printf "127.0.0.1:%d" (int $v.service.grpcPort)) "--host" "0.0.0.0" "--port" (toString $v.frontend.port) "--model-name" (include "triton-llm.frontendModel" .) "--max-inflight" (toString $v.frontend.maxInflight)) | nindent 4 }}
+  env:
+    - {name: HOME, value: /tmp}
+  ports:
+    - {name: openai, containerPort: {{ $v.frontend.port }}, protocol: TCP}
+  readinessProbe:
+    httpGet: {path: /v1/models, port: openai}
+    periodSeconds: {{ $v.probes.readiness.periodSeconds }}
+    failureThreshold: {{ $v.probes.readiness.failureThreshold }}
+    timeoutSeconds: {{ $v.probes.timeoutSeconds }}
+  resources:
+    {{- toYaml $v.frontend.resources | nindent 4 }}
+  securityContext:
+    {{- include "triton-llm.containerSecurity" (dict "root" . "kind" "sidecar") | trim | nindent 4 }}
+  volumeMounts:
+    - {name: tmp, mountPath: /tmp}
 {{- end }}
 
 {{/*
@@ -744,6 +804,22 @@ Usage: {{- include "triton-llm.validateValues" . }}
 {{- end }}
 {{- if and $v.engine.build.enabled (not $v.engine.build.recipe) }}
 {{- $errs = append $errs "engine.build.recipe: name the recipe the build Job builds (engines/<name>.yaml)" }}
+{{- end }}
+{{- if and $v.autoscaling.keda.enabled (not $v.autoscaling.enabled) }}
+{{- $errs = append $errs "autoscaling.keda.enabled: KEDA scales only with autoscaling.enabled (it replaces the chart's HPA); set autoscaling.enabled=true or turn keda off" }}
+{{- end }}
+{{- $pool := $v.inferencePool }}
+{{- if and $pool.enabled (not $v.frontend.enabled) }}
+{{- $errs = append $errs "inferencePool.enabled: the pool routes OpenAI requests to the leaders' frontend sidecar; set frontend.enabled=true" }}
+{{- end }}
+{{- if and $pool.enabled (not $pool.endpointPicker.name) }}
+{{- $errs = append $errs "inferencePool.endpointPicker.name: name the Service of the endpoint picker (llm-d-router) you deploy for this pool" }}
+{{- end }}
+{{- if and $pool.enabled $pool.httpRoute.enabled (not $pool.httpRoute.gatewayName) }}
+{{- $errs = append $errs "inferencePool.httpRoute.gatewayName: name the Gateway the HTTPRoute attaches to (or set inferencePool.httpRoute.enabled=false)" }}
+{{- end }}
+{{- if and (gt (int $v.workload.lws.partition) 0) (ne $v.workload.kind "lws") }}
+{{- $errs = append $errs "workload.lws.partition: only a LeaderWorkerSet has a partition; leave it 0 with workload.kind other than lws" }}
 {{- end }}
 {{- if $errs }}
 {{- fail (printf "\n\ntriton-llm: %d invalid value(s):\n  - %s\n" (len $errs) (join "\n  - " $errs)) }}
