@@ -143,6 +143,8 @@ class CpuLlmModel:
         self.pb = pb
         self.params = _pb.model_parameters(args)
         config = _pb.model_config(args)
+        # Its background threads call into the server; if the server dies, only this ends the stub.
+        self._watchdog = _pb.exit_with_parent() if loop is None else None
         self.decoupled = bool(config.get("model_transaction_policy", {}).get("decoupled", False))
         self.exclude_input = self.params.get("exclude_input_in_output", "true").lower() == "true"
         self.loop = loop if loop is not None else create_loop(self.params)
@@ -423,3 +425,4 @@ class CpuLlmModel:
             poller.close()
         if self.loop is not None:
             self.loop.close()
+        _pb.stop_watchdog(self._watchdog)
