@@ -13,7 +13,9 @@ import functools
 import importlib.resources
 import json
 import os
+import threading
 import time
+from collections import Counter
 from typing import Any
 
 from triton_llm.runtime import RuntimeStats
@@ -90,6 +92,12 @@ class _Family:
 class RuntimeMetrics:
     """The CPU runtime's load, KV slots, token lengths and cancellations, as Triton metrics.
 
+    Every metric call is an IPC round trip to the server, made from one thread only: the one
+    that calls :meth:`update` (the stats poller). :meth:`cancelled` and :meth:`finished` only
+    record, from any thread, and :meth:`update` reports them. Metric calls from several threads
+    at once crashed Triton 2.51 (segfault / bad_alloc in libtriton_python) under 200 cancelling
+    clients (tests/faults/test_cancel_storm.py).
+
     Args:
         pb: ``triton_python_backend_utils``.
         model: the Triton model name (label ``model``).
@@ -99,6 +107,9 @@ class RuntimeMetrics:
     def __init__(self, pb: Any, *, model: str, version: str) -> None:
         labels = {"model": model, "version": version}
         self._families = {key: _Family(pb, metric_spec(key), labels) for key in metrics_facts()["families"]}
+        self._lock = threading.Lock()
+        self._cancelled: Counter[str] = Counter()
+        self._lengths: list[tuple[int, int]] = []
 
     def _family(self, key: str) -> _Family:
         return self._families[key]
@@ -109,18 +120,33 @@ class RuntimeMetrics:
         Raises:
             ValueError: ``reason`` is not a category of the family.
         """
-        family = self._family("cancelled_requests")
-        if reason not in family.spec["categories"]:
+        if reason not in self._family("cancelled_requests").spec["categories"]:
             raise ValueError(f"unknown cancellation reason {reason!r}")
-        family.metric(reason).increment(1)
+        with self._lock:
+            self._cancelled[reason] += 1
 
     def finished(self, *, input_tokens: int, output_tokens: int) -> None:
-        """Observe one ended request's lengths (TensorRT-LLM's reportCustomMetrics)."""
-        self._family("input_token_len").metric("total_input_tokens").observe(float(input_tokens))
-        self._family("output_token_len").metric("total_output_tokens").observe(float(output_tokens))
+        """Record one ended request's lengths (TensorRT-LLM's reportCustomMetrics), for :meth:`update`."""
+        with self._lock:
+            self._lengths.append((input_tokens, output_tokens))
+
+    def _report_recorded(self) -> None:
+        with self._lock:
+            cancelled, self._cancelled = self._cancelled, Counter()
+            lengths, self._lengths = self._lengths, []
+        family = self._family("cancelled_requests")
+        for reason, count in cancelled.items():
+            family.metric(reason).increment(float(count))
+        inputs = self._family("input_token_len").metric("total_input_tokens")
+        outputs = self._family("output_token_len").metric("total_output_tokens")
+        for input_tokens, output_tokens in lengths:
+            inputs.observe(float(input_tokens))
+            outputs.observe(float(output_tokens))
 
     def update(self, stats: RuntimeStats) -> None:
-        """Set the gauges from a runtime snapshot (the ``cpu_twin`` notes of the facts file)."""
+        """Report what was recorded, then set the gauges from a runtime snapshot (the facts
+        file's ``cpu_twin`` notes). Call it from one thread only."""
+        self._report_recorded()
         self._family("request_metrics").set(
             {
                 "active": stats.active,
