@@ -5,7 +5,8 @@
 ``tensorrt_llm`` itself, and each gives up after a random 0-1.5 s. None sends a request id or
 ``stop``. What must hold: no leaked slot (once the abandoned work has drained the runtime reports
 no active, waiting or scheduled request and no used KV slot, and counted every cancellation of
-a request it received), Triton stays up, and the next request's TTFT is within 2x the unloaded TTFT (+50 ms for scheduling noise).
+a request it received), Triton stays up, and the next request's TTFT is within 2x the unloaded
+TTFT (+50 ms for scheduling noise).
 """
 
 from __future__ import annotations
