@@ -111,6 +111,7 @@ def test_a_malformed_http_request_gets_its_own_error(
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(request, timeout=60)
     message = err.value.read().decode(errors="replace")
+    err.value.close()
     # Triton 2.51's HTTP frontend itself answers a body it cannot turn into inputs (bad JSON, a
     # string where a number belongs) with 500 before any model runs; our models answer 400.
     assert err.value.code in ((400, 500) if body in TRITON_PARSED else (400,)), (err.value.code, message)

@@ -202,4 +202,5 @@ def test_every_client_errors_before_its_timeout_and_nothing_hangs(own_server: An
     # the frontend stays up and says Triton is gone
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(f"http://127.0.0.1:{frontend_port}/health", timeout=10)
+    err.value.close()
     assert err.value.code == 503
