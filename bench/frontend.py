@@ -143,7 +143,7 @@ def q90(xs: list[float]) -> float:
     return statistics.quantiles(xs, n=10)[-1]
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -155,9 +155,9 @@ def main() -> int:
     parser.add_argument("--streams", type=int, default=16, help="concurrent streams in the throughput rounds")
     parser.add_argument("--rounds", type=int, default=6, help="throughput rounds per side")
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
-    from triton_llm.engine.pipeline import ensure_local_engine
+    from triton_llm.engine.local import ensure_local_engine
     from triton_llm.frontend import FrontendConfig, frontend_process
     from triton_llm.launch.tritonserver import TritonServer, free_port
     from triton_llm.repository import render_repository

@@ -113,7 +113,7 @@ async def concurrent(url: str, *, streams: int, tokens: int) -> float:
     return sum(r.tokens for r in results) / elapsed
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -122,7 +122,7 @@ def main() -> int:
     parser.add_argument("--tokens", type=int, default=32, help="tokens per request")
     parser.add_argument("--streams", type=int, default=8, help="concurrent streams for the throughput run")
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     from triton_llm.engine.local import ensure_local_engine
     from triton_llm.launch.tritonserver import TritonServer

@@ -201,3 +201,38 @@ def test_prometheus_parse_and_window() -> None:
         parse_prometheus("nv_gpu_utilization 0\n"), parse_prometheus("nv_gpu_utilization 1\n"), []
     )
     assert bare == {"models": {}, "trt_llm": {}, "trt_llm_exported": False}
+
+
+def _trt_text(waiting: float, fraction: float, out_sum: float, in_sum: float, count: float) -> str:
+    """A CPU-model /metrics excerpt with the given values (labels as the model exports them)."""
+    m = 'model="tensorrt_llm",version="1"'
+    out, inp = 'response_metric_type="total_output_tokens"', 'response_metric_type="total_input_tokens"'
+    return "\n".join(
+        [
+            f'nv_trt_llm_request_metrics{{{m},request_type="waiting"}} {waiting}',
+            f'nv_trt_llm_kv_cache_block_metrics{{kv_cache_block_type="fraction",{m}}} {fraction}',
+            f'nv_llm_output_token_len_bucket{{le="10",{m},{out}}} {count}',
+            f"nv_llm_output_token_len_sum{{{m},{out}}} {out_sum}",
+            f"nv_llm_output_token_len_count{{{m},{out}}} {count}",
+            f"nv_llm_input_token_len_sum{{{m},{inp}}} {in_sum}",
+            f"nv_llm_input_token_len_count{{{m},{inp}}} {count}",
+        ]
+    )
+
+
+def test_the_window_summarises_the_tensorrt_llm_families() -> None:
+    """Peak waiting and KV fraction from the samples; mean token lengths of the window's requests."""
+    before = parse_prometheus(_trt_text(0, 0, 8, 5, 1))
+    during = parse_prometheus(_trt_text(6, 0.75, 8, 5, 1))
+    after = parse_prometheus(_trt_text(0, 0, 248, 205, 11))
+    fig = window_figures(before, after, [during])
+    assert (
+        "nv_llm_output_token_len_sum{model=tensorrt_llm,response_metric_type=total_output_tokens}"
+        in fig["trt_llm"]
+    )
+    assert fig["trt_llm_summary"] == {
+        "waiting_max": 6,
+        "kv_fraction_max": 0.75,
+        "input_tokens_mean": 20.0,
+        "output_tokens_mean": 24.0,
+    }

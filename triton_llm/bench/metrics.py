@@ -1,8 +1,10 @@
 """Triton's ``/metrics`` over a step's window: scrape before and after (and sample gauges during).
 
 Metric names are Triton's (``src/metrics.cc`` in triton-inference-server/core) and the
-TensorRT-LLM backend's ``nv_trt_llm_*`` families (README "Metrics" of tensorrtllm_backend);
-a family the server does not export is reported as missing, never as zero.
+TensorRT-LLM 1.2 backend's custom families (``nv_trt_llm_*`` and the ``nv_llm_*_token_len``
+histograms; the table is the ``metrics`` key of triton_llm/repository/tensorrtllm_backend_1_2.json,
+which the CPU model exports too); a family the server does not export is reported as missing,
+never as zero.
 """
 
 from __future__ import annotations
@@ -24,7 +26,11 @@ COUNTERS = {
     "nv_inference_compute_output_duration_us": "compute_output_ms",
 }
 PENDING = "nv_inference_pending_request_count"
-TRT_LLM_PREFIX = "nv_trt_llm_"
+TRT_LLM_PREFIXES = ("nv_trt_llm_", "nv_llm_")
+# Headline figures of a window from those families: (family, label, category), as upstream names them.
+WAITING = ("nv_trt_llm_request_metrics", "request_type", "waiting")
+KV_FRACTION = ("nv_trt_llm_kv_cache_block_metrics", "kv_cache_block_type", "fraction")
+TOKEN_LEN = {"input_tokens_mean": "nv_llm_input_token_len", "output_tokens_mean": "nv_llm_output_token_len"}
 
 _LINE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+\d+)?$")
 _LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
@@ -99,10 +105,35 @@ def window_figures(
             figures[model] = row
     trt: dict[str, dict[str, float]] = {}
     for series, value in sorted(after.items()):
-        if series[0].startswith(TRT_LLM_PREFIX):
+        if series[0].startswith(TRT_LLM_PREFIXES):
             seen = [s[series] for s in [before, *samples, after] if series in s]
             trt[series_name(series)] = {"before": before.get(series, value), "after": value, "max": max(seen)}
-    return {"models": figures, "trt_llm": trt, "trt_llm_exported": bool(trt)}
+    out = {"models": figures, "trt_llm": trt, "trt_llm_exported": bool(trt)}
+    if trt:
+        out["trt_llm_summary"] = _trt_llm_summary(before, after, samples)
+    return out
+
+
+def _trt_llm_summary(
+    before: dict[Series, float], after: dict[Series, float], samples: list[dict[Series, float]]
+) -> dict[str, float]:
+    """Peak waiting requests and KV-cache fraction (summed over models), and the mean input and
+    output tokens of the requests that ended in the window (histogram sum / count deltas)."""
+    out: dict[str, float] = {}
+    for key, (family, label, category) in {"waiting_max": WAITING, "kv_fraction_max": KV_FRACTION}.items():
+        peaks = [
+            sum(v for (n, lb), v in s.items() if n == family and dict(lb).get(label) == category)
+            for s in [before, *samples, after]
+            if any(n == family for n, _ in s)
+        ]
+        if peaks:
+            out[key] = max(peaks)
+    for key, family in TOKEN_LEN.items():
+        total = [sum(v - before.get((n, lb), 0.0) for (n, lb), v in after.items() if n == f"{family}_{part}")
+                 for part in ("sum", "count")]  # fmt: skip
+        if total[1] > 0:
+            out[key] = total[0] / total[1]
+    return out
 
 
 class MetricsWindow:

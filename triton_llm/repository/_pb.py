@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from typing import Any
 
 import numpy as np
@@ -54,3 +56,33 @@ def to_str(value: Any) -> str:
 def error_response(pb: Any, message: str) -> Any:
     """An InferenceResponse carrying an error the client sees verbatim."""
     return pb.InferenceResponse(output_tensors=[], error=pb.TritonError(message))
+
+
+def exit_with_parent() -> subprocess.Popen[bytes]:
+    """Start a watchdog that SIGKILLs this stub once its parent, the tritonserver, is gone.
+
+    The python backend's stub exits by itself when its parent dies (pb_stub.cc's health thread
+    polls ``kill(ppid, 0)``), but it must take the GIL to do so, and a thread of ours blocked in
+    an IPC call to the dead server (a metric update, a response send) holds the GIL forever.
+    The watchdog is a separate ``sh`` process, so it needs no GIL; it ends by itself when the
+    stub ends. Returns it, for :func:`stop_watchdog` in ``finalize``.
+    """
+    me, parent = os.getpid(), os.getppid()
+    script = (
+        f"while kill -0 {parent} 2>/dev/null && kill -0 {me} 2>/dev/null; do sleep 0.3; done; "
+        f"kill -0 {parent} 2>/dev/null || kill -9 {me} 2>/dev/null"
+    )
+    return subprocess.Popen(
+        ["/bin/sh", "-c", script],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        close_fds=True,
+    )
+
+
+def stop_watchdog(watchdog: subprocess.Popen[bytes] | None) -> None:
+    """End the :func:`exit_with_parent` watchdog on a clean shutdown."""
+    if watchdog is not None and watchdog.poll() is None:
+        watchdog.kill()
+        watchdog.wait()

@@ -132,6 +132,8 @@ class _Stream:
     closed: bool = False  # the final response is sent
     done: threading.Event = field(default_factory=threading.Event)
     final: Any = None  # non-decoupled mode: the one response
+    input_tokens: int = 0  # prompt length, for nv_llm_input_token_len
+    queued: bool = False  # the runtime accepted it: its lengths are observed when it ends
 
 
 class CpuLlmModel:
@@ -141,6 +143,8 @@ class CpuLlmModel:
         self.pb = pb
         self.params = _pb.model_parameters(args)
         config = _pb.model_config(args)
+        # Its background threads call into the server; if the server dies, only this ends the stub.
+        self._watchdog = _pb.exit_with_parent() if loop is None else None
         self.decoupled = bool(config.get("model_transaction_policy", {}).get("decoupled", False))
         self.exclude_input = self.params.get("exclude_input_in_output", "true").lower() == "true"
         self.loop = loop if loop is not None else create_loop(self.params)
@@ -254,10 +258,15 @@ class CpuLlmModel:
             else:
                 stream.sender.send(response, flags=flags)
 
+    def _observe(self, stream: _Stream) -> None:
+        if self.metrics is not None and stream.queued:
+            self.metrics.finished(input_tokens=stream.input_tokens, output_tokens=len(stream.tokens))
+
     def _finish(self, request_id: str, response: Any) -> None:
         stream = self._take(request_id)
         if stream is None:
             return
+        self._observe(stream)
         if self.decoupled:
             try:
                 self._send(stream, response, final=True)
@@ -274,6 +283,7 @@ class CpuLlmModel:
         if stream is None:
             return  # finished or cancelled already
         self.loop.cancel(request_id)
+        self._observe(stream)
         if self.metrics is not None:
             self.metrics.cancelled(reason)
         self.pb.Logger.log_info(f"tensorrt_llm: request {request_id} cancelled by the client ({why})")
@@ -384,14 +394,18 @@ class CpuLlmModel:
         arrival = self._arrival()
         triton_id = request.request_id() or ""
         stop_ids = (f"{ARRIVAL_ID_PREFIX}{arrival}", *((triton_id,) if triton_id else ()))
-        stream = _Stream(request, sender, streaming, prefix, arrival, perf, stop_ids)
+        stream = _Stream(
+            request, sender, streaming, prefix, arrival, perf, stop_ids, input_tokens=len(gen.input_ids)
+        )
         with self._lock:
             self._streams[request_id] = stream
             for key in stop_ids:
                 self._by_stop_id[key] = request_id
+        stream.queued = True  # before submit: its first event may end it on the loop's thread
         try:
             self.loop.submit(gen, self._on_event)
         except (InvalidRequestError, ValueError) as e:
+            stream.queued = False
             self._finish(request_id, _pb.error_response(self.pb, f"bad request: {e}"))
         return stream
 
@@ -411,3 +425,4 @@ class CpuLlmModel:
             poller.close()
         if self.loop is not None:
             self.loop.close()
+        _pb.stop_watchdog(self._watchdog)

@@ -79,7 +79,8 @@ class RuntimeStats:
     """A snapshot of the runtime's load, for metrics (TensorRT-LLM's request metrics and ours).
 
     ``queued`` requests wait for a KV slot; ``running`` hold one; ``context`` were admitted
-    (prefilled) in the last step. ``rank_slots`` is the number of KV slots each tensor-parallel
+    (prefilled) in the last step. Each slot owns a contiguous KV region of ``tokens_per_slot``
+    tokens (the runtime has no paged KV cache). ``rank_slots`` is the number of KV slots each tensor-parallel
     rank computed in its last step (rank order): every rank counts its own, so a slot freed on
     rank 0 but still computed elsewhere would show here.
     """
@@ -89,6 +90,11 @@ class RuntimeStats:
     context: int = 0
     max_batch_size: int = 0
     rank_slots: tuple[int, ...] = ()
+    context_tokens: int = 0  # prompt tokens prefilled in the last step
+    generation: int = 0  # requests that decoded a token in the last step
+    iteration: int = 0  # steps that ran a forward pass so far
+    step_end_us: int = 0  # wall-clock microseconds since the epoch when the last step ended
+    tokens_per_slot: int = 0  # KV cache length of one slot (max_seq_len)
 
     @property
     def active(self) -> int:

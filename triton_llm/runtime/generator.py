@@ -19,6 +19,7 @@ logits; ranks > 0 call :func:`run_worker`. Whenever the number of occupied slots
 from __future__ import annotations
 
 import random
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,6 +114,10 @@ class Generator:
         self._cancelled: set[str] = set()
         self._closed = False
         self._context = 0  # requests admitted in the last step
+        self._context_tokens = 0  # their prompt tokens
+        self._generation = 0  # requests decoded in the last step
+        self._iteration = 0  # steps that ran a forward pass
+        self._step_end_us = 0
         self._rank_slots: tuple[int, ...] = (0,) * self.comm.size  # slots each rank last computed
 
     @property
@@ -213,6 +218,11 @@ class Generator:
             context=self._context,
             max_batch_size=self._limits.max_batch_size,
             rank_slots=self._rank_slots,
+            context_tokens=self._context_tokens,
+            generation=self._generation,
+            iteration=self._iteration,
+            step_end_us=self._step_end_us,
+            tokens_per_slot=self._limits.max_seq_len,
         )
 
     def _retire(self, events: list[TokenEvent]) -> list[tuple[int, int]]:
@@ -250,6 +260,8 @@ class Generator:
         )
         plan.report = plan.slots != self._rank_slots[0] or len(set(self._rank_slots)) > 1
         self._context = len(admitted)
+        self._context_tokens = sum(len(ids) for _, ids in plan.prefills)
+        self._generation = len(plan.decode_tokens)
         if not plan.slots:
             if plan.report:  # the ranks learn that their slots are free
                 self._broadcast(plan)
@@ -259,6 +271,8 @@ class Generator:
         for row, a in enumerate([*running, *admitted]):
             assert a is not None
             events.append(self._advance(a, logits[row]))
+        self._iteration += 1
+        self._step_end_us = time.time_ns() // 1000
         return events
 
     def _broadcast(self, plan: StepPlan) -> None:
