@@ -99,6 +99,8 @@ def test_serve_by_engine_key_plans_nothing(
         key,
         "--repo-dir",
         str(tmp_path / "repo"),
+        "--openai-port",
+        "0",  # the OpenAI frontend would be the first process started; this test follows Triton's
         stop_at_popen=True,
         HF_HUB_OFFLINE="1",
     )
