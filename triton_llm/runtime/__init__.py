@@ -14,6 +14,7 @@ from triton_llm.runtime._types import (
     RuntimeStats,
     SamplingParams,
     TokenEvent,
+    sampling_problems,
 )
 from triton_llm.runtime.checkpoint import ModelConfig, read_checkpoint_config
 from triton_llm.runtime.generator import Generator, generate
@@ -37,4 +38,5 @@ __all__ = [
     "generate",
     "read_checkpoint_config",
     "run_worker",
+    "sampling_problems",
 ]

@@ -32,6 +32,7 @@ from triton_llm.runtime._types import (
     InvalidRequestError,
     RuntimeStats,
     TokenEvent,
+    sampling_problems,
 )
 from triton_llm.runtime.checkpoint import load_rank_weights, read_checkpoint_config
 from triton_llm.runtime.model import LlamaShard, StepPlan
@@ -167,13 +168,8 @@ class Generator:
                 if not word:
                     raise bad(name, word, "each word must be a non-empty list of token ids")
                 check_ids(name, word)
-        s = request.sampling
-        if s.temperature is not None and not s.temperature >= 0:
-            raise bad("temperature", s.temperature, "must be >= 0 (0 means greedy)")
-        if s.top_k is not None and s.top_k < 0:
-            raise bad("top_k", s.top_k, "must be >= 0 (0 means no top-k filter)")
-        if s.top_p is not None and not 0 < s.top_p <= 1:
-            raise bad("top_p", s.top_p, "must be in (0, 1]")
+        for name, value, rule in sampling_problems(request.sampling):
+            raise bad(name, value, rule)
         if check_duplicates and rid in self._ids():
             raise bad("request_id", rid, "a request with this id is already in flight")
 
