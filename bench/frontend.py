@@ -179,7 +179,7 @@ def main() -> int:
             tokenizer_dir=engine.tokenizer_dir,
             checkpoint_dir=engine.checkpoint_dir,
         )
-        with TritonServer(repo, log_path=Path(tmp) / "server.log") as server:
+        with TritonServer(repo, environ=os.environ, log_path=Path(tmp) / "server.log") as server:
             server.wait_ready(600)
             config = FrontendConfig(triton_url=server.grpc_url, model_name=MODEL, port=free_port())
             with frontend_process(config) as proc:

@@ -453,7 +453,7 @@ def main(argv: list[str]) -> int:
             tokenizer_dir=engine.tokenizer_dir,
             checkpoint_dir=engine.checkpoint_dir,
         )
-        with TritonServer(repo, log_path=tmp / "server.log") as server:
+        with TritonServer(repo, environ=os.environ, log_path=tmp / "server.log") as server:
             server.wait_ready(600)
             sweep_table, _ = demo_sweep(server, tokenizer, tmp)
             print(sweep_table, flush=True)

@@ -143,7 +143,7 @@ def main() -> int:
             tokenizer_dir=engine.tokenizer_dir,
             checkpoint_dir=engine.checkpoint_dir,
         )
-        with TritonServer(repo, log_path=Path(tmp) / "server.log") as server:
+        with TritonServer(repo, environ=os.environ, log_path=Path(tmp) / "server.log") as server:
             server.wait_ready(600)
             with LLMClient(server.grpc_url, timeout=300) as client:
                 for i in range(args.runs + 1):  # interleaved, so load drift hits both sides alike

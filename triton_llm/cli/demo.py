@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
             args.recipe, settings=settings, backend="cpu", repo_dir=Path(tmp) / "model_repository"
         ).repo
         print(f"== rendered {repo}", flush=True)
-        server = TritonServer(repo, log_path=Path(tmp) / "tritonserver.log")
+        server = TritonServer(repo, environ=settings.environ, log_path=Path(tmp) / "tritonserver.log")
         with server:
             print("== starting Triton ...", flush=True)
             server.wait_ready(600)

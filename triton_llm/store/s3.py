@@ -14,7 +14,6 @@ import base64
 import contextlib
 import hashlib
 import http.client
-import os
 import re
 import ssl
 import threading
@@ -94,9 +93,9 @@ class S3Store:
         endpoint_url: str | None = None,
         max_connections: int = 16,
         retry: RetryPolicy | None = None,
-        environ: Mapping[str, str] | None = None,
+        environ: Mapping[str, str],
     ) -> None:
-        env = os.environ if environ is None else environ
+        env = environ
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.uri = f"s3://{bucket}/{self.prefix}".rstrip("/")
