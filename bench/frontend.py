@@ -157,10 +157,10 @@ def main() -> int:
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
     args = parser.parse_args()
 
-    from triton_llm.engine.pipeline import ensure_local_engine
+    from triton_llm.engine.local import ensure_local_engine
     from triton_llm.frontend import FrontendConfig, frontend_process
     from triton_llm.launch.tritonserver import TritonServer, free_port
-    from triton_llm.repository import render_repository
+    from triton_llm.repository import render_engine
     from triton_llm.settings import load_settings
 
     engine = ensure_local_engine(
@@ -172,13 +172,7 @@ def main() -> int:
     )
     load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="bench-frontend-") as tmp:
-        repo = render_repository(
-            engine.engine_dir,
-            serving=engine.recipe.serving,
-            out=Path(tmp) / "repo",
-            tokenizer_dir=engine.tokenizer_dir,
-            checkpoint_dir=engine.checkpoint_dir,
-        )
+        repo = render_engine(engine, Path(tmp) / "repo")
         with TritonServer(repo, environ=os.environ, log_path=Path(tmp) / "server.log") as server:
             server.wait_ready(600)
             config = FrontendConfig(triton_url=server.grpc_url, model_name=MODEL, port=free_port())

@@ -144,7 +144,7 @@ def _publish_engine(root: Path, cache_dir: Path) -> str:
     ``<dir>/<key>``, so publishing to ``file://<root>/<bucket>/<prefix>`` makes the entries the pods then
     pull over S3, without sending the setup's gigabyte through the port forward of a loaded machine.
     """
-    from triton_llm.engine.pipeline import ensure_local_engine
+    from triton_llm.engine.local import ensure_local_engine
     from triton_llm.settings import load_settings
     from triton_llm.store.entries import publish, read_manifest
     from triton_llm.store.uri import open_store
