@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from triton_llm.cli.stream import format_stats
     from triton_llm.client import GenerateParams, LLMClient
-    from triton_llm.client._request import summarize
+    from triton_llm.client.request import summarize
     from triton_llm.launch.prepare import prepare_repository
     from triton_llm.launch.tritonserver import TritonServer
 

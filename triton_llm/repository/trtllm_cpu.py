@@ -100,16 +100,12 @@ def create_loop(params: dict[str, str]) -> Any:
         )
     except BaseException:
         if comm is not None:  # one rank failing must end the whole group, never hang it
-            from mpi4py import MPI
-
-            MPI.COMM_WORLD.Abort(1)
+            comm.abort(1)
         raise
     if comm is not None:
-        from mpi4py import MPI
-
-        MPI.COMM_WORLD.Barrier()  # rank 0 turns ready only once every rank has loaded
+        comm.barrier()  # rank 0 turns ready only once every rank has loaded
     if comm is not None and comm.rank > 0:
-        from triton_llm.runtime.parallel import run_worker
+        from triton_llm.runtime import run_worker
 
         threading.Thread(target=run_worker, args=(generator,), daemon=True, name="tp-worker").start()
         return None

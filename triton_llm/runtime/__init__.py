@@ -17,9 +17,9 @@ from triton_llm.runtime._types import (
     sampling_problems,
 )
 from triton_llm.runtime.checkpoint import ModelConfig, read_checkpoint_config
-from triton_llm.runtime.generator import Generator, generate
+from triton_llm.runtime.generator import Generator, generate, run_worker
 from triton_llm.runtime.loop import GeneratorLoop
-from triton_llm.runtime.parallel import LocalComm, MpiComm, TensorParallelComm, run_worker
+from triton_llm.runtime.parallel import LocalComm, MpiComm, TensorParallelComm
 
 __all__ = [
     "FinishReason",

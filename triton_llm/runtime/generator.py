@@ -334,7 +334,14 @@ class Generator:
             self.comm.broadcast(StepPlan(shutdown=True))
         self._closed = True
 
-    def _follow(self) -> None:
+    def follow(self) -> None:
+        """Ranks > 0: execute rank 0's broadcast steps until rank 0 closes its generator.
+
+        Raises:
+            UsageError: called on rank 0, which drives the group with :meth:`step`.
+        """
+        if self.comm.rank == 0:
+            raise UsageError("run_worker is for ranks > 0; rank 0 drives the group with Generator.step()")
         while True:
             plan = self.comm.broadcast(None)
             if not isinstance(plan, StepPlan) or plan.shutdown:
@@ -343,6 +350,19 @@ class Generator:
                 self._model.execute(plan)
             if plan.report:  # the slots this rank computed, as it counts them
                 self._rank_slots = self._report_slots(plan.slots)
+
+
+def run_worker(generator: Generator) -> None:
+    """Ranks > 0: follow rank 0 (see :meth:`Generator.follow`) until rank 0 closes its generator.
+
+    Rank 0 drives the group with ``Generator.step()`` (directly or through a ``GeneratorLoop``);
+    ``Generator.close()`` / ``GeneratorLoop.close()`` on rank 0 sends the shutdown message that
+    makes this return.
+
+    Raises:
+        UsageError: called on rank 0.
+    """
+    generator.follow()
 
 
 def generate(generator: Generator, requests: list[GenerationRequest]) -> dict[str, list[int]]:
