@@ -371,7 +371,7 @@ class CpuLlmModel:
             perf = bool(_pb.scalar(self.pb, request, "return_perf_metrics") or False)
         except (RequestError, InvalidRequestError, ValueError, TypeError) as e:
             error = _pb.error_response(self.pb, f"bad request: {e}")
-            if self.decoupled:
+            if sender is not None:  # decoupled
                 sender.send(error, flags=self.pb.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
                 return None
             return _Stream(request, None, False, [], 0, False, (), final=error)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import hashlib
 import http.client
 import re
@@ -391,7 +392,7 @@ class S3Store:
             query = {"list-type": "2", "prefix": self.prefix + prefix}
             if token:
                 query["continuation-token"] = token
-            root = self._call("list", prefix, lambda q=query: self._xml("GET", None, query=q))
+            root = self._call("list", prefix, functools.partial(self._xml, "GET", None, query=query))
             for el in root:
                 if _tag(el) == "Contents":
                     fields = {_tag(c): c.text or "" for c in el}
@@ -412,7 +413,7 @@ class S3Store:
             self._call(
                 "delete",
                 batch[i],
-                lambda b=body, m=md5: self._xml(
-                    "POST", None, query={"delete": ""}, headers={"content-md5": m}, body=b
+                functools.partial(
+                    self._xml, "POST", None, query={"delete": ""}, headers={"content-md5": md5}, body=body
                 ),
             )
