@@ -109,6 +109,11 @@ def test_cli_ls_show_pull(
     )
     assert main(["engine", "pull", "0123456789abcdef", "--dest", str(tmp_path / "x")]) == 2
     assert "0123456789abcdef" in capsys.readouterr().err
+    # An OS error (here: the destination's parent is a file) is one clear line, not a traceback.
+    (tmp_path / "file").write_text("")
+    assert main(["engine", "pull", key, "--dest", str(tmp_path / "file" / "e")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and str(tmp_path / "file") in err and "Traceback" not in err
 
 
 def test_failed_build_exits_1_and_publishes_nothing(

@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "recipe.json) with --set serving.x=y overrides."
         ),
         epilog="examples:\n  triton-llm repo render smollm2-135m --out ./model_repo\n"
-        "  triton-llm repo render f4ae660b9e5b --out /srv/repo --force\n"
+        "  triton-llm repo render KEY --out /srv/repo --force      (KEY: an engine key, see `engine ls`)\n"
         "  triton-llm repo render --engine-dir ./engine --tokenizer-dir ./Llama-3.1-8B-Instruct \\\n"
         "      --out ./repo --set serving.kv_cache_free_gpu_mem_fraction=0.85",
         formatter_class=argparse.RawDescriptionHelpFormatter,
