@@ -35,8 +35,11 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+STEP_PREFIXES = ("  $ ", "  call ", "  publish ")
+
+
 def steps(output: str) -> list[str]:
-    return [line.strip() for line in output.splitlines() if line.startswith(("  $ ", "  call "))]
+    return [line.strip() for line in output.splitlines() if line.startswith(STEP_PREFIXES)]
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -54,16 +57,18 @@ def test_dry_run_lists_exactly_the_steps_a_build_runs(tiny_model: Path, tmp_path
     built = cli("engine", "build", str(recipe))
     assert built.returncode == 0, built.stderr
     assert steps(built.stdout) == steps(planned.stdout)
-    names = [line.split("(", 1)[0] for line in steps(planned.stdout)]
+    names = [line.split("(", 1)[0].split("/", 1)[0] for line in steps(planned.stdout)]
     assert names == [
         "call triton_llm.engine.fetch.materialize",
         "call triton_llm.engine.steps.fresh_dir",
         "call triton_llm.engine.backends.cpu_convert.convert_checkpoint",
         "call triton_llm.engine.steps.copy_tokenizer",
+        "publish checkpoint",
         "call triton_llm.engine.steps.fresh_dir",
         "call triton_llm.engine.backends.cpu_convert.write_engine_config",
         "call triton_llm.engine.steps.copy_tokenizer",
         "call triton_llm.engine.steps.write_recipe",
+        "publish engine",
     ]
     engine_key = built.stdout.split("engine: ", 1)[1].split(" ", 1)[0]
     pulled = cli("engine", "pull", engine_key, "--dest", str(tmp_path / "engine"))

@@ -47,7 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--dry-run",
         action="store_true",
         help="print every stage with its key and every step a build runs (fetch, exact commands and "
-        "calls, tokenizer copy, recipe.json); run nothing",
+        "calls, tokenizer copy, recipe.json, publish); run nothing",
     )
     p.set_defaults(func=run_build)
 
@@ -108,6 +108,8 @@ def _print_plan(plan: BuildPlan, store_uri: str) -> None:
         for action in stage.actions:
             print(f"  # {action.description}")
             print(f"  {step_line(action)}")
+        if stage.published:
+            print(f"  {stage.publish_line(store_uri)}")
 
 
 def run_build(args: argparse.Namespace) -> int:

@@ -185,6 +185,7 @@ def _publish_stage(
     say: Callable[[str], None],
 ) -> bool:
     """Publish a built stage; False when another builder's entry won the race (and is used)."""
+    say(f"  {stage.publish_line(settings.store_uri())}")
     res = publish(
         store,
         stage.out_dir,

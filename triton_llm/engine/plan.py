@@ -48,6 +48,15 @@ class StagePlan:
     out_dir: Path
     gpu: GpuSku | None = None
 
+    @property
+    def published(self) -> bool:
+        """Whether a build publishes this stage to the store (the fetched model stays a local cache)."""
+        return self.stage != "fetch"
+
+    def publish_line(self, store_uri: str) -> str:
+        """The publish step as ``--dry-run`` shows it and a build reports it."""
+        return f"publish {self.stage}/{self.key} to {store_uri}"
+
 
 @dataclass(frozen=True)
 class BuildPlan:
