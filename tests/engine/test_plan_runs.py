@@ -9,27 +9,15 @@ from pathlib import Path
 
 import pytest
 
+from tests.runtime._models import tiny_llama_dir
+
 CLI = str(Path(sys.executable).parent / "triton-llm")
 
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random 2-layer Llama folder with a tokenizer file: a build of it takes seconds."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    folder = tmp_path_factory.mktemp("tiny-llama")
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        vocab_size=128,
-        max_position_embeddings=256,
-    )
-    LlamaForCausalLM(config).save_pretrained(folder)
+    folder = tiny_llama_dir(tmp_path_factory.mktemp("tiny-llama"))
     (folder / "tokenizer.json").write_text(json.dumps({"version": "1.0", "model": {"type": "WordLevel"}}))
     (folder / "tokenizer_config.json").write_text("{}")
     return folder
