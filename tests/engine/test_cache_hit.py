@@ -100,7 +100,7 @@ def test_serve_by_engine_key_plans_nothing(
         "--repo-dir",
         str(tmp_path / "repo"),
         "--openai-port",
-        "0",  # the OpenAI frontend would be the first process started; this test follows Triton's
+        "0",  # the frontend sidecar would be the first process started
         stop_at_popen=True,
         HF_HUB_OFFLINE="1",
     )

@@ -45,10 +45,6 @@ def run(args: argparse.Namespace) -> int:
     from triton_llm.launch.prepare import prepare_repository
 
     settings = settings_from_args(args)
-    if args.openai_port:
-        from triton_llm.frontend import check_installed
-
-        check_installed()  # before any build: a missing extra is a usage error, not a late crash
     prepared = prepare_repository(
         args.ref,
         settings=settings,

@@ -6,13 +6,12 @@ chat template and every server-side limit stay in the model repository's preproc
 """
 
 from triton_llm.frontend.config import DEFAULT_PORT, FrontendConfig
-from triton_llm.frontend.server import check_installed, run_frontend
+from triton_llm.frontend.server import run_frontend
 from triton_llm.frontend.sidecar import frontend_command, frontend_process, local_address
 
 __all__ = [
     "DEFAULT_PORT",
     "FrontendConfig",
-    "check_installed",
     "frontend_command",
     "frontend_process",
     "local_address",

@@ -7,22 +7,8 @@ import signal
 import socket
 from typing import Any
 
-from triton_llm.errors import ServeError, UsageError
+from triton_llm.errors import ServeError
 from triton_llm.frontend.config import FrontendConfig
-
-
-def check_installed() -> None:
-    """Fail early when the ``[frontend]`` extra is missing.
-
-    Raises:
-        UsageError: starlette or uvicorn is not installed.
-    """
-    missing = [name for name in ("starlette", "uvicorn") if importlib.util.find_spec(name) is None]
-    if missing:
-        raise UsageError(
-            f"the OpenAI frontend needs {' and '.join(missing)}",
-            hint="pip install 'triton-llm[frontend]', or pass --openai-port 0 to serve without it",
-        )
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -54,9 +40,8 @@ def run_frontend(config: FrontendConfig, *, on_ready: Any = None) -> int:
         on_ready: called with the bound (host, port) once the server accepts connections.
 
     Raises:
-        UsageError: the [frontend] extra is missing. ServeError: the port cannot be bound.
+        ServeError: the port cannot be bound.
     """
-    check_installed()
     import uvicorn
 
     from triton_llm.frontend.app import create_app

@@ -11,7 +11,6 @@ from contextlib import contextmanager
 
 from triton_llm.errors import ServeError
 from triton_llm.frontend.config import FrontendConfig
-from triton_llm.frontend.server import check_installed
 
 
 def frontend_command(config: FrontendConfig) -> list[str]:
@@ -59,9 +58,8 @@ def frontend_process(config: FrontendConfig, *, ready_timeout: float = 60.0) -> 
     """Run the frontend for the duration of the block; it may start before Triton (it answers 503).
 
     Raises:
-        UsageError: the [frontend] extra is missing. ServeError: it exited or did not listen in time.
+        ServeError: it exited or did not listen in time.
     """
-    check_installed()
     if config.port == 0:
         raise ServeError("the frontend sidecar needs a fixed port", field="port", value=0)
     proc = subprocess.Popen(frontend_command(config))
