@@ -44,15 +44,18 @@ $(VENV)/.installed: pyproject.toml Makefile
 image: apt ## build the CPU image with podman (build/images.sh; reused while its inputs are unchanged)
 	build/images.sh cpu
 
-test: apt venv image ## install everything, build the CPU image, lint, and run the whole test suite
-	$(BIN)/ruff check triton_llm tests bench clients
-	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -q -p no:cacheprovider $(ARGS)
-
-lint: venv ## ruff and the import layering contract
+test: apt venv image ## install everything, build the CPU image, lint, type-check, and run the whole test suite
 	$(BIN)/ruff check triton_llm tests bench clients
 	$(BIN)/ruff format --check triton_llm tests bench clients
 	$(BIN)/lint-imports
+	$(BIN)/mypy
+	$(BIN)/python -m pytest -q -p no:cacheprovider $(ARGS)
+
+lint: venv ## ruff, the import layering contract and mypy
+	$(BIN)/ruff check triton_llm tests bench clients
+	$(BIN)/ruff format --check triton_llm tests bench clients
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 demo: apt venv ## build the default engine on CPU, serve it on Triton, stream a completion
 	$(BIN)/triton-llm demo

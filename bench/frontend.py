@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     from triton_llm.engine.local import ensure_local_engine
     from triton_llm.frontend import FrontendConfig, frontend_process
     from triton_llm.launch.tritonserver import TritonServer, free_port
-    from triton_llm.repository import render_repository
+    from triton_llm.repository import render_engine
     from triton_llm.settings import load_settings
 
     engine = ensure_local_engine(
@@ -172,14 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="bench-frontend-") as tmp:
-        repo = render_repository(
-            engine.engine_dir,
-            serving=engine.recipe.serving,
-            out=Path(tmp) / "repo",
-            tokenizer_dir=engine.tokenizer_dir,
-            checkpoint_dir=engine.checkpoint_dir,
-        )
-        with TritonServer(repo, log_path=Path(tmp) / "server.log") as server:
+        repo = render_engine(engine, Path(tmp) / "repo")
+        with TritonServer(repo, environ=os.environ, log_path=Path(tmp) / "server.log") as server:
             server.wait_ready(600)
             config = FrontendConfig(triton_url=server.grpc_url, model_name=MODEL, port=free_port())
             with frontend_process(config) as proc:

@@ -414,7 +414,7 @@ def main(argv: list[str]) -> int:
     from tests.loadgen._null import serve_null
     from triton_llm.engine.local import ensure_local_engine
     from triton_llm.launch.tritonserver import TritonServer
-    from triton_llm.repository import render_repository
+    from triton_llm.repository import render_engine
     from triton_llm.settings import load_settings
 
     engine = ensure_local_engine(
@@ -446,14 +446,8 @@ def main(argv: list[str]) -> int:
             )
             print(null_side, flush=True)
             grpc_failure = aiperf_grpc_failure(null.grpc_url, tokenizer, tmp, null_prompts)
-        repo = render_repository(
-            engine.engine_dir,
-            serving=engine.recipe.serving,
-            out=tmp / "repo",
-            tokenizer_dir=engine.tokenizer_dir,
-            checkpoint_dir=engine.checkpoint_dir,
-        )
-        with TritonServer(repo, log_path=tmp / "server.log") as server:
+        repo = render_engine(engine, tmp / "repo")
+        with TritonServer(repo, environ=os.environ, log_path=tmp / "server.log") as server:
             server.wait_ready(600)
             sweep_table, _ = demo_sweep(server, tokenizer, tmp)
             print(sweep_table, flush=True)

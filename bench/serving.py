@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from triton_llm.engine.local import ensure_local_engine
     from triton_llm.launch.tritonserver import TritonServer
-    from triton_llm.repository import render_repository
+    from triton_llm.repository import render_engine
     from triton_llm.settings import load_settings
 
     engine = ensure_local_engine(args.recipe, settings=load_settings({}), backend="cpu", say=lambda _: None)
@@ -136,14 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     local = InProcess(engine)
     in_ttft, in_tpot, tr_ttft, tr_tpot = [], [], [], []
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp:
-        repo = render_repository(
-            engine.engine_dir,
-            serving=engine.recipe.serving,
-            out=Path(tmp) / "repo",
-            tokenizer_dir=engine.tokenizer_dir,
-            checkpoint_dir=engine.checkpoint_dir,
-        )
-        with TritonServer(repo, log_path=Path(tmp) / "server.log") as server:
+        repo = render_engine(engine, Path(tmp) / "repo")
+        with TritonServer(repo, environ=os.environ, log_path=Path(tmp) / "server.log") as server:
             server.wait_ready(600)
             with LLMClient(server.grpc_url, timeout=300) as client:
                 for i in range(args.runs + 1):  # interleaved, so load drift hits both sides alike

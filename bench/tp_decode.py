@@ -196,7 +196,7 @@ def run_config(
             local_cpus=os.cpu_count(),
             **kwargs,
         )
-        code = run_group(plan, join_timeout=30)
+        code = run_group(plan, environ=os.environ, join_timeout=30)
     if code != 0 or not out.is_file():
         raise SystemExit(f"{name}: the group exited with {code}")
     steps = json.loads(out.read_text())["steps"]

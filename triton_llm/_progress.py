@@ -1,12 +1,13 @@
 """Progress reporting: tqdm bars on a terminal, plain log lines otherwise.
 
 Long work (stages, transfers) reports through :func:`progress`; callers never check for a
-TTY themselves. Set ``TRITON_LLM_PROGRESS=plain|bar|off`` to force a mode.
+TTY themselves. The mode is the ``progress`` setting (``TRITON_LLM_PROGRESS=plain|bar|off``, or
+``progress:`` in the settings file), which the CLI applies once at start-up with
+:func:`set_progress_mode`; ``auto`` (the default) means bars on a terminal, plain lines otherwise.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
 import time
@@ -19,10 +20,25 @@ class ProgressBar(Protocol):
     def update(self, n: int) -> None: ...
 
 
+MODES = ("auto", "bar", "plain", "off")
+_mode_setting = "auto"
+
+
+def set_progress_mode(mode: str) -> None:
+    """Use ``mode`` (one of :data:`MODES`, from ``Settings.progress``) for every later progress report.
+
+    Raises:
+        ValueError: an unknown mode.
+    """
+    global _mode_setting
+    if mode not in MODES:
+        raise ValueError(f"progress mode {mode!r} is not one of {', '.join(MODES)}")
+    _mode_setting = mode
+
+
 def _mode(stream: IO[str]) -> str:
-    forced = os.environ.get("TRITON_LLM_PROGRESS", "")
-    if forced in ("plain", "bar", "off"):
-        return forced
+    if _mode_setting != "auto":
+        return _mode_setting
     return "bar" if stream.isatty() else "plain"
 
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from triton_llm.errors import ConfigError
 
@@ -65,6 +65,12 @@ class Settings(BaseModel):
     )
 
     _environ: dict[str, str] | None = PrivateAttr(default=None)
+
+    @field_validator("progress", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: Any) -> Any:
+        """YAML 1.1 reads an unquoted ``progress: off`` in the settings file as ``false``."""
+        return "off" if value is False else value
 
     @property
     def environ(self) -> Mapping[str, str]:

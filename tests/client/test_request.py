@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from triton_llm.client._request import (
+from triton_llm.client.request import (
     PREPROCESSING_INPUTS,
     Chunk,
     GenerateParams,

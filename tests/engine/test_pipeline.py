@@ -48,9 +48,13 @@ def test_full_build_publishes_a_checkpoint_that_loads_back_split_for_tp(
 ) -> None:
     assert [o.stage for o in built.outcomes] == ["checkpoint", "engine"]
     ck_dir = entry_dir(settings, "checkpoint", built.plan.checkpoint.key)
-    from triton_llm.engine.pipeline import pull
+    from triton_llm.store import open_store, pull
 
-    assert pull(built.plan.checkpoint.key, ck_dir, settings=settings)[0] == "checkpoint"
+    store = open_store(settings.store_uri(), settings=settings)
+    assert (
+        pull(store, built.plan.checkpoint.key, ck_dir, transfer=settings.transfer).manifest.stage
+        == "checkpoint"
+    )
     config = json.loads((ck_dir / "config.json").read_text())
     assert config["mapping"]["tp_size"] == TP
     assert (ck_dir / "tokenizer" / "tokenizer.json").is_file()

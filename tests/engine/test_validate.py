@@ -210,3 +210,19 @@ def test_engine_build_refuses_kv_cache_reuse_without_paged_context_fmha(
     err = capsys.readouterr().err
     assert code == 2
     assert "serving.enable_kv_cache_reuse" in err and "build.features.use_paged_context_fmha" in err
+
+
+def test_each_problem_is_stated_once_without_a_dedupe(smollm2: ModelInfo) -> None:
+    """tp divisibility has one owner (every backend and the converter call it), and a backend's
+    GPU-independent rules are checked once however many GPUs a recipe targets."""
+    with pytest.raises(RecipeErrors) as caught:
+        validate(load_recipe("smollm2-135m", overrides=["parallelism.tp=9"]), smollm2, CpuBackend())
+    assert [str(e) for e in caught.value.errors if e.field == "parallelism.tp"] == [
+        "parallelism.tp=9: must divide the model's MLP width (rule: tp divides intermediate_size=1536; "
+        "valid tp: [1, 2, 3, 4, 6, 8])"
+    ]
+    gpt2 = ModelInfo("GPT2LMHeadModel", 32, 8, 32, 4096, 14336, 128256, 8192, 128)
+    with pytest.raises(RecipeErrors) as caught:
+        validate(load_recipe("llama-3.1-8b-instruct-awq"), gpt2, TrtllmBackend(environ={}))
+    fields = [e.field for e in caught.value.errors]
+    assert fields.count("model") == 1, caught.value

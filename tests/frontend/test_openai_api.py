@@ -195,7 +195,7 @@ BAD = [
     ({"max_tokens": 0}, None, "max_tokens must be at least 1"),
     ({"max_tokens": 5000}, None, "above the engine limit"),
     ({"temperature": -1.0}, None, "temperature must be >= 0"),
-    ({"top_p": 1.5}, None, r"top_p must be within \[0, 1\]"),
+    ({"top_p": 1.5}, None, r"top_p must be in \(0, 1\]"),
     ({"presence_penalty": 0.5}, None, "presence_penalty=0.5 is not supported by the cpu runtime"),
     ({"extra_body": {"foo": 1}}, "foo", "Unrecognized request argument supplied: foo"),
     ({"messages": [{"role": "user", "content": "word " * 3000}]}, None, "above the engine's max_input_len"),

@@ -45,7 +45,7 @@ def plan_group(
         tp=tp,
         pp=1,
         hosts=multi_host.pop("hosts", local_hosts(tp)),  # type: ignore[arg-type]
-        environ=server_env(install),
+        environ=server_env(install, base=os.environ),
         bind_address="127.0.0.1",
         http_port=http,
         grpc_port=grpc,
@@ -63,7 +63,9 @@ def start_group(plan: LaunchPlan, log: Path) -> tuple[threading.Thread, dict[str
 
     def _run() -> None:
         try:
-            result["code"] = run_group(plan, join_timeout=20, stdout=out, stderr=subprocess.STDOUT)
+            result["code"] = run_group(
+                plan, environ=os.environ, join_timeout=20, stdout=out, stderr=subprocess.STDOUT
+            )
         finally:
             out.close()
 

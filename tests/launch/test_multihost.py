@@ -58,7 +58,7 @@ def test_allreduce_across_namespaces(netns_cluster: NetnsCluster, tmp_path: Path
     group = f"gnet{os.getpid()}"
     plan = _plan(netns_cluster, tmp_path, "allreduce", str(tmp_path), group=group)
     assert plan.remote_hosts == netns_cluster.hosts[1:]
-    assert run_group(plan, join_timeout=10) == 0
+    assert run_group(plan, environ=os.environ, join_timeout=10) == 0
     n = len(netns_cluster.hosts)
     results = [(tmp_path / f"result{r}").read_text().split() for r in range(n)]
     assert [int(total) for total, _ in results] == [n * (n + 1) // 2] * n
@@ -80,7 +80,7 @@ def test_rank_killed_on_a_remote_host_ends_the_group(netns_cluster: NetnsCluster
 
     threading.Thread(target=_watch, daemon=True).start()
     plan = _plan(netns_cluster, tmp_path, "die", "2", str(tmp_path), prefix, group=group, shm_prefix=prefix)
-    code = run_group(plan, join_timeout=10)
+    code = run_group(plan, environ=os.environ, join_timeout=10)
     elapsed = time.monotonic() - seen["ready"]
     assert code != 0
     assert elapsed < 11, elapsed

@@ -55,7 +55,7 @@ def tp1_text(triton_server: Any) -> str:
 @pytest.fixture(scope="module")
 def tp3_repo(cpu_engine_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     from triton_llm.engine.local import ensure_local_engine
-    from triton_llm.repository import render_repository
+    from triton_llm.repository import render_engine
     from triton_llm.settings import load_settings
 
     settings = load_settings(
@@ -70,13 +70,7 @@ def tp3_repo(cpu_engine_cache: Path, tmp_path_factory: pytest.TempPathFactory) -
         backend="cpu",
         say=lambda _: None,
     )
-    return render_repository(
-        engine.engine_dir,
-        serving=engine.recipe.serving,
-        out=tmp_path_factory.mktemp("tp3") / "model_repository",
-        tokenizer_dir=engine.tokenizer_dir,
-        checkpoint_dir=engine.checkpoint_dir,
-    )
+    return render_engine(engine, tmp_path_factory.mktemp("tp3") / "model_repository")
 
 
 def _rank_slots(metrics: str) -> dict[str, float]:

@@ -46,7 +46,9 @@ def _wait_for(paths: list[Path], timeout: float = 30) -> None:
 @pytest.mark.parametrize("code", [0, 7])
 def test_exit_code_of_the_group(mpi_env: str, code: int) -> None:
     group = f"gexit{code}{os.getpid()}"
-    assert run_group(_plan(3, "exit", str(code), "2", group=group), join_timeout=5) == code
+    assert (
+        run_group(_plan(3, "exit", str(code), "2", group=group), environ=os.environ, join_timeout=5) == code
+    )
     assert group_processes(group) == []
 
 
@@ -61,7 +63,9 @@ def test_sigterm_is_forwarded_to_every_rank(mpi_env: str, tmp_path: Path) -> Non
     sender = threading.Thread(target=_send, daemon=True)
     sender.start()
     start = time.monotonic()
-    code = run_group(_plan(3, "wait", str(tmp_path), group=group), join_timeout=5, kill_grace=10)
+    code = run_group(
+        _plan(3, "wait", str(tmp_path), group=group), environ=os.environ, join_timeout=5, kill_grace=10
+    )
     sender.join(5)
     assert all((tmp_path / f"term{r}").read_text() == "SIGTERM" for r in range(3))
     assert time.monotonic() - start < 30
@@ -82,7 +86,9 @@ def test_killed_rank_ends_the_group_fast_and_cleans_up(mpi_env: str, tmp_path: P
     watcher = threading.Thread(target=_watch, daemon=True)
     watcher.start()
     code = run_group(
-        _plan(3, "die", "1", str(tmp_path), prefix, group=group, shm_prefix=prefix), join_timeout=5
+        _plan(3, "die", "1", str(tmp_path), prefix, group=group, shm_prefix=prefix),
+        environ=os.environ,
+        join_timeout=5,
     )
     ended = time.monotonic()
     watcher.join(5)
@@ -107,7 +113,7 @@ def test_host_that_never_joins_is_named(mpi_env: str, tmp_path: Path) -> None:
     plan = _plan(2, "exit", "0", "0", group="gjoin", hosts=hosts, agent=make_agent(str(agent)))
     start = time.monotonic()
     with pytest.raises(LaunchError) as e:
-        run_group(plan, join_timeout=2)
+        run_group(plan, environ=os.environ, join_timeout=2)
     assert time.monotonic() - start < 10
     assert "host ghost-1 never joined" in str(e.value) and "no route to ghost-1" in str(e.value)
 
@@ -117,4 +123,4 @@ def test_missing_mpirun_is_a_launch_error(tmp_path: Path) -> None:
         [["true"]], hosts=local_hosts(1), environ={}, group_id="gmissing", mpirun=str(tmp_path / "nope")
     )
     with pytest.raises(LaunchError, match="cannot start"):
-        run_group(plan)
+        run_group(plan, environ=os.environ)

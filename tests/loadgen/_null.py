@@ -6,6 +6,7 @@ to Triton drives it unchanged; ``ttft_ms`` and ``itl_ms`` are its exact timing.
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -52,7 +53,7 @@ def serve_null(
 ) -> Iterator[TritonServer]:
     """Triton serving the null model on free ports; always stopped."""
     repo = render_null_repo(root / "repo", ttft_ms=ttft_ms, itl_ms=itl_ms)
-    server = TritonServer(repo, log_path=root / "tritonserver.log")
+    server = TritonServer(repo, environ=os.environ, log_path=root / "tritonserver.log")
     server.start()
     try:
         server.wait_ready(timeout=ready_timeout)

@@ -65,7 +65,7 @@ def processes_with(marker: str) -> list[int]:
 
 
 def test_start_ready_stop_leaves_no_processes_or_shm(tmp_path):
-    server = TritonServer(make_repo(tmp_path), log_path=tmp_path / "server.log")
+    server = TritonServer(make_repo(tmp_path), environ=os.environ, log_path=tmp_path / "server.log")
     with server:
         server.wait_ready(timeout=120)
         assert len(processes_with(server.shm_prefix)) >= 2  # tritonserver + the echo stub
@@ -78,7 +78,7 @@ def test_start_ready_stop_leaves_no_processes_or_shm(tmp_path):
 
 def test_a_model_that_fails_to_load_is_an_error_with_the_log(tmp_path):
     repo = make_repo(tmp_path, init='raise RuntimeError("weights are corrupt: boom")')
-    server = TritonServer(repo, log_path=tmp_path / "server.log")
+    server = TritonServer(repo, environ=os.environ, log_path=tmp_path / "server.log")
     server.start()
     with pytest.raises(ServeError, match=r"(?s)before it was ready.*weights are corrupt: boom"):
         server.wait_ready(timeout=120)
@@ -87,11 +87,12 @@ def test_a_model_that_fails_to_load_is_an_error_with_the_log(tmp_path):
 
 
 RUNNER = """
+import os
 import sys
 from pathlib import Path
 from triton_llm.launch.tritonserver import TritonServer, run_foreground
 
-server = TritonServer(Path(sys.argv[1]), log_path=Path(sys.argv[2]))
+server = TritonServer(Path(sys.argv[1]), environ=os.environ, log_path=Path(sys.argv[2]))
 ready = lambda s: print("READY", s.shm_prefix, flush=True)
 sys.exit(run_foreground(server, ready_timeout=120, on_ready=ready))
 """

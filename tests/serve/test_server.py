@@ -74,7 +74,7 @@ BAD = [
     ("word " * 3000, {}, "above the engine's max_input_len"),
     ("hi", {"temperature": -1.0}, "temperature must be >= 0"),
     ("hi", {"temperature": float("nan")}, "temperature must be >= 0"),
-    ("hi", {"top_p": 1.5}, r"top_p must be within \[0, 1\]"),
+    ("hi", {"top_p": 1.5}, r"top_p must be in \(0, 1\]"),
     ("hi", {"top_k": -2}, "top_k must be >= 0"),
     ("hi", {"end_id": 10**6}, "end_id 1000000 is outside the vocabulary"),
 ]

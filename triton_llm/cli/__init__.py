@@ -43,10 +43,6 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-class _UsageExit(Exception):
-    pass
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``triton-llm`` console script."""
     # We use no pydantic plugins; looking for them scans every installed distribution's entry

@@ -42,7 +42,9 @@ def add_recipe_flags(p: argparse.ArgumentParser) -> None:
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
-    """Settings with flags taking precedence over environment and settings file."""
+    """Settings with flags taking precedence over environment and settings file; applies the
+    ``progress`` setting to this process's progress reports."""
+    from triton_llm._progress import set_progress_mode
     from triton_llm.settings import load_settings
 
     flags: dict[str, Any] = {}
@@ -50,4 +52,6 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         flags["store"] = args.store
     if getattr(args, "endpoint_url", None):
         flags["s3_endpoint_url"] = args.endpoint_url
-    return load_settings(flags)
+    settings = load_settings(flags)
+    set_progress_mode(settings.progress)
+    return settings

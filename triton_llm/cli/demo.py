@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from triton_llm.cli.stream import format_stats
     from triton_llm.client import GenerateParams, LLMClient
-    from triton_llm.client._request import summarize
+    from triton_llm.client.request import summarize
     from triton_llm.launch.prepare import prepare_repository
     from triton_llm.launch.tritonserver import TritonServer
 
@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
             args.recipe, settings=settings, backend="cpu", repo_dir=Path(tmp) / "model_repository"
         ).repo
         print(f"== rendered {repo}", flush=True)
-        server = TritonServer(repo, log_path=Path(tmp) / "tritonserver.log")
+        server = TritonServer(repo, environ=settings.environ, log_path=Path(tmp) / "tritonserver.log")
         with server:
             print("== starting Triton ...", flush=True)
             server.wait_ready(600)

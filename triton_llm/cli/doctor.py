@@ -56,7 +56,7 @@ def _report(*, fix: bool = False) -> tuple[dict[str, Any], list[str]]:
             problems.append("python backend stub missing (run `triton-llm doctor --fix`)")
     except TritonLLMError as e:
         problems.append(str(e))
-    backend = TrtllmBackend()
+    backend = TrtllmBackend(environ=os.environ)
     running = backend.installed_toolchain()
     mismatches = backend.toolchain_mismatches()
     gpu_findings += [f"toolchain {m}" for m in mismatches] if running["tensorrt_llm"] is not None else []

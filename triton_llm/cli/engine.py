@@ -46,7 +46,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--dry-run",
         action="store_true",
-        help="print the stage plan with keys and exact commands; run nothing",
+        help="print every stage with its key and every step a build runs (fetch, exact commands and "
+        "calls, tokenizer copy, recipe.json, publish); run nothing",
     )
     p.set_defaults(func=run_build)
 
@@ -88,19 +89,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_pull)
 
 
-def _print_plan(plan: BuildPlan) -> None:
+def _print_plan(plan: BuildPlan, store_uri: str) -> None:
+    from triton_llm.engine.backends import step_line
+
     src = plan.source
-    print(f"recipe {plan.recipe.name}: backend {plan.backend}")
+    print(f"recipe {plan.recipe.name}: backend {plan.backend}, store {store_uri}")
     print(f"source {src.kind} {src.location}: {json.dumps(src.identity, sort_keys=True)[:200]}")
     for note in src.notes:
         print(f"note: {note}")
+    print(
+        "cache: stages already in the store are skipped (the fetch runs only when the checkpoint is "
+        "built); an engine built on a stored checkpoint restores it first; built stages are published"
+    )
     for stage in plan.stages:
         gpu = f" [{stage.gpu.name} sm{stage.gpu.sm}]" if stage.gpu else ""
         print(f"\nstage {stage.stage}{gpu}  key {stage.key}")
         print(f"  output {stage.out_dir}")
         for action in stage.actions:
-            prefix = "$" if action.kind == "command" else "call"
-            print(f"  {prefix} {action.render()}")
+            print(f"  # {action.description}")
+            print(f"  {step_line(action)}")
+        if stage.published:
+            print(f"  {stage.publish_line(store_uri)}")
 
 
 def run_build(args: argparse.Namespace) -> int:
@@ -109,15 +118,14 @@ def run_build(args: argparse.Namespace) -> int:
 
     settings = settings_from_args(args)
     if args.dry_run:
-        _print_plan(
-            plan_recipe(
-                args.recipe,
-                settings=settings,
-                overrides=args.overrides,
-                backend=args.backend,
-                allow_unresolved=True,
-            )
+        plan = plan_recipe(
+            args.recipe,
+            settings=settings,
+            overrides=args.overrides,
+            backend=args.backend,
+            allow_unresolved=True,
         )
+        _print_plan(plan, settings.store_uri())
         return 0
     recipe = load_recipe(args.recipe, overrides=args.overrides, extra_dir=settings.engines_dir)
     result = build(recipe, settings=settings, backend=args.backend, force=args.force)

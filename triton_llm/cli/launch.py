@@ -290,7 +290,7 @@ def run_launch(args: argparse.Namespace) -> int:
         tp=tp,
         pp=pp,
         hosts=hosts,
-        environ=server_env(install),
+        environ=server_env(install, base=os.environ),
         agent=agent,
         transport=transport,
         bind_address=args.bind_address,
@@ -308,7 +308,7 @@ def run_launch(args: argparse.Namespace) -> int:
     from triton_llm.launch.runner import run_group
 
     ensure_python_backend(install)
-    return run_group(plan, join_timeout=args.join_timeout)
+    return run_group(plan, environ=os.environ, join_timeout=args.join_timeout)
 
 
 def _prepare(args: argparse.Namespace, settings: Settings) -> PreparedRepository:

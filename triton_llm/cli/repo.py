@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from triton_llm.cli._common import add_recipe_flags, add_store_flags, settings_from_args
+
+if TYPE_CHECKING:
+    from triton_llm.repository import ServableEngine
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -62,7 +66,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_render(args: argparse.Namespace) -> int:
     from triton_llm.errors import UsageError
-    from triton_llm.repository import render_repository
+    from triton_llm.repository import render_engine
 
     if args.engine_dir is not None:
         if args.ref is not None:
@@ -79,9 +83,7 @@ def run_render(args: argparse.Namespace) -> int:
             checkpoint_dir=args.checkpoint_dir,
             overrides=args.overrides,
         )
-        engine_dir, serving, tokenizer_dir, checkpoint_dir = (
-            local.engine_dir, local.serving, local.tokenizer_dir, local.checkpoint_dir
-        )  # fmt: skip
+        engine: ServableEngine = local
         label = f"the {local.backend} engine in {local.engine_dir}"
     else:
         if args.ref is None:
@@ -90,20 +92,11 @@ def run_render(args: argparse.Namespace) -> int:
             raise UsageError("--tokenizer-dir and --checkpoint-dir apply only with --engine-dir")
         from triton_llm.engine.local import ensure_local_engine
 
-        engine = ensure_local_engine(
+        restored = ensure_local_engine(
             args.ref, settings=settings_from_args(args), overrides=args.overrides, backend=args.backend
         )
-        engine_dir, serving, tokenizer_dir, checkpoint_dir = (
-            engine.engine_dir, engine.recipe.serving, engine.tokenizer_dir, engine.checkpoint_dir
-        )  # fmt: skip
-        label = f"engine {engine.key[:12]}"
-    out = render_repository(
-        engine_dir,
-        serving=serving,
-        out=args.out.absolute(),
-        tokenizer_dir=tokenizer_dir,
-        checkpoint_dir=checkpoint_dir,
-        overwrite=args.force,
-    )
+        engine = restored
+        label = f"engine {restored.key[:12]}"
+    out = render_engine(engine, args.out.absolute(), overwrite=args.force)
     print(f"rendered {out} for {label}")
     return 0

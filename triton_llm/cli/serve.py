@@ -66,6 +66,7 @@ def _serve(args: argparse.Namespace, repo: Path, engine: Any) -> int:
 
     server = TritonServer(
         repo,
+        environ=os.environ,
         http_port=args.http_port,
         grpc_port=args.grpc_port,
         metrics_port=args.metrics_port,
@@ -98,7 +99,7 @@ def _serve_group(args: argparse.Namespace, repo: Path, *, tp: int, pp: int) -> i
         tp=tp,
         pp=pp,
         hosts=local_hosts(tp * pp),
-        environ=server_env(install),
+        environ=server_env(install, base=os.environ),
         http_port=args.http_port,
         grpc_port=args.grpc_port,
         metrics_port=args.metrics_port,
@@ -106,7 +107,7 @@ def _serve_group(args: argparse.Namespace, repo: Path, *, tp: int, pp: int) -> i
         bind_address=args.host,
         is_root=os.geteuid() == 0,
     )
-    return run_group(plan)
+    return run_group(plan, environ=os.environ)
 
 
 def _port(text: str) -> int:

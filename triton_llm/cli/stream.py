@@ -38,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from triton_llm.client import GenerateParams, LLMClient
-    from triton_llm.client._request import summarize
+    from triton_llm.client.request import summarize
 
     chat = False if args.no_chat_template else (True if args.chat_template else None)
     params = GenerateParams(

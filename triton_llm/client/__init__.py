@@ -5,8 +5,8 @@ returns its text and timings; ``stream()`` yields the pieces as they arrive. Lea
 loop, Ctrl-C, task cancellation or a timeout cancel the request on the server.
 """
 
-from triton_llm.client._request import Chunk, Completion, GenerateParams
 from triton_llm.client.aio import AsyncLLMClient
+from triton_llm.client.request import Chunk, Completion, GenerateParams
 from triton_llm.client.sync import LLMClient
 
 __all__ = ["AsyncLLMClient", "Chunk", "Completion", "GenerateParams", "LLMClient"]

@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from triton_llm.client._request import (
+from triton_llm.client.request import (
     Chunk,
     Completion,
     GenerateParams,

@@ -53,6 +53,9 @@ class ResolvedSource:
     location: str  # repo id, folder, s3 prefix or GGUF path
     notes: tuple[str, ...] = field(default=())
 
+    def __repr__(self) -> str:
+        return f"<{self.kind} {self.location}>"
+
 
 def builtin_gguf(name: str) -> Path:
     """Path of a builtin model's GGUF file inside its package (never imported).
@@ -485,53 +488,55 @@ def model_dir_for(resolved: ResolvedSource, *, cache_dir: Path) -> Path:
     return cache_dir / "models" / f"{resolved.kind}-{fingerprint(resolved.identity)[:16]}"
 
 
-def materialize(resolved: ResolvedSource, *, cache_dir: Path, offline: bool = False) -> Path:
-    """Make the resolved source available as a local Hugging Face-format folder.
+def materialize(source: ResolvedSource, into: Path, *, offline: bool = False) -> Path:
+    """Make the resolved source available as a local Hugging Face-format folder ``into``.
 
-    ``offline``: hub files come from the local cache only.
+    ``into`` is :func:`model_dir_for` the source (the folder itself for a local source, the
+    snapshot in the Hugging Face cache for a hub source). ``offline``: hub files come from the
+    local cache only.
 
     Returns:
-        The folder, which is ``model_dir_for(resolved, cache_dir=cache_dir)``.
+        ``into``, complete.
 
     Raises:
-        BuildError: the download or conversion failed.
+        BuildError: the download or conversion failed, or the hub put the files elsewhere.
     """
-    dest = model_dir_for(resolved, cache_dir=cache_dir)
-    if resolved.kind == "local":
-        return dest
-    if resolved.kind == "builtin":
-        return materialize_builtin(
-            resolved.identity["builtin"], dest, sha256=resolved.identity["gguf_sha256"]
-        )
-    if resolved.kind == "hf":
+    if source.kind == "local":
+        return into
+    if source.kind == "builtin":
+        return materialize_builtin(source.identity["builtin"], into, sha256=source.identity["gguf_sha256"])
+    if source.kind == "hf":
         import httpx2
         from huggingface_hub import snapshot_download
 
         try:
-            return Path(
+            got = Path(
                 snapshot_download(
-                    resolved.location,
-                    revision=resolved.identity["commit"],
-                    allow_patterns=resolved.identity["allow_patterns"],
+                    source.location,
+                    revision=source.identity["commit"],
+                    allow_patterns=source.identity["allow_patterns"],
                     local_files_only=offline,
                 )
             )
         except (OSError, httpx2.HTTPError) as e:  # hub errors are OSErrors; transport errors are not
-            raise BuildError(f"fetching {resolved.location}@{resolved.identity['commit']} failed: {e}") from e
-    if (dest / "config.json").is_file():
-        return dest
-    bucket, prefix = _split_s3(resolved.location)
+            raise BuildError(f"fetching {source.location}@{source.identity['commit']} failed: {e}") from e
+        if got.resolve() != into.resolve():
+            raise BuildError(f"the hub cache put {source.location} in {got}, not {into}", path=str(got))
+        return into
+    if (into / "config.json").is_file():
+        return into
+    bucket, prefix = _split_s3(source.location)
     client = _s3_client()
-    tmp = _atomic_dir(dest)
+    tmp = _atomic_dir(into)
     try:
-        for obj in resolved.identity["objects"]:
+        for obj in source.identity["objects"]:
             target = tmp / obj["key"]
             target.parent.mkdir(parents=True, exist_ok=True)
             client.download_file(bucket, f"{prefix}/{obj['key']}", str(target))
             if target.stat().st_size != obj["size"]:
-                raise BuildError(f"{resolved.location}/{obj['key']}: size changed during download")
+                raise BuildError(f"{source.location}/{obj['key']}: size changed during download")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    _publish_dir(tmp, dest)
-    return dest
+    _publish_dir(tmp, into)
+    return into

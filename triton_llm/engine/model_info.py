@@ -15,8 +15,6 @@ from typing import IO, Any
 
 from triton_llm.errors import BuildError, NotFoundError, RecipeError
 
-SUPPORTED_ARCHITECTURES = ("LlamaForCausalLM", "MistralForCausalLM")
-
 
 @dataclass(frozen=True)
 class ModelInfo:
@@ -56,6 +54,38 @@ class ModelInfo:
             )
         except KeyError as e:
             raise RecipeError(f"{source}: missing model key {e.args[0]!r}", path=source) from e
+
+
+def tensor_parallel_problems(model: ModelInfo, tp: int) -> list[RecipeError]:
+    """The one tensor-parallel split rule, for every backend and the converter: ``tp`` divides the
+    attention heads and the MLP's intermediate size, and divides the KV heads or is a multiple of
+    them (KV heads are then replicated, as TensorRT-LLM's ``dup_kv_weight`` does).
+
+    Returns:
+        One error per broken part of the rule (field ``parallelism.tp``); empty when it holds.
+    """
+    heads, kv, inter = model.num_attention_heads, model.num_key_value_heads, model.intermediate_size
+    broken: list[str] = []
+    if heads % tp:
+        broken.append(
+            f"must divide the model's {heads} attention heads "
+            f"(rule: tp divides num_attention_heads={heads}; valid tp: {_divisors(heads)})"
+        )
+    if kv % tp and tp % kv:
+        broken.append(
+            f"must divide the model's {kv} KV heads, or be a multiple of it "
+            f"(rule: KV heads split evenly or are replicated; num_key_value_heads={kv})"
+        )
+    if inter % tp:
+        broken.append(
+            f"must divide the model's MLP width (rule: tp divides intermediate_size={inter}; "
+            f"valid tp: {_divisors(inter, upto=max(heads, kv))})"
+        )
+    return [RecipeError(f"parallelism.tp={tp}: {why}", field="parallelism.tp", value=tp) for why in broken]
+
+
+def _divisors(n: int, *, upto: int | None = None) -> list[int]:
+    return [d for d in range(1, min(n, upto or n) + 1) if n % d == 0]
 
 
 def read_hf_config(model_dir: Path) -> dict[str, Any]:

@@ -1,45 +1,31 @@
 """Run a build plan: fetch, checkpoint and engine stages, each skipped on a cache hit.
 
-Stage outputs are written into a fresh work dir, then published to the object store; an
-entry exists once its manifest is written. Engines are also restored by key for serving
-(:mod:`triton_llm.engine.local`).
+The runner executes exactly the plan's steps (see :mod:`triton_llm.engine.plan`) and adds only
+the cache protocol: a stage whose entry is in the store is skipped (the fetch stage runs only
+when the checkpoint is built), an engine built on a stored checkpoint restores it first, and
+every built stage is published; an entry exists once its manifest is written. Engines are
+restored by key for serving in :mod:`triton_llm.engine.local`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from triton_llm._progress import progress
-from triton_llm.engine.backends import BuildBackend, run_actions, select_backend
-from triton_llm.engine.fetch import hub_offline, materialize, model_dir_for, resolve_source
+from triton_llm.engine.backends import BuildBackend, run_actions, select_backend, step_line
+from triton_llm.engine.fetch import hub_offline, model_dir_for, resolve_source
 from triton_llm.engine.gpus import local_gpu
-from triton_llm.engine.local import RECIPE_FILE, entry_dir
+from triton_llm.engine.local import entry_dir
 from triton_llm.engine.plan import BuildPlan, StagePlan, plan_build
 from triton_llm.engine.recipe import Recipe, load_recipe
-from triton_llm.errors import BuildError, IncompatibleError
+from triton_llm.errors import IncompatibleError
 from triton_llm.settings import Settings
 from triton_llm.store import ObjectStore, open_store, publish, read_manifest, restore
-from triton_llm.store.restore import pull as pull_entry
 
 log = logging.getLogger(__name__)
-
-TOKENIZER_FILES = (
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "added_tokens.json",
-    "chat_template.jinja",
-    "chat_template.json",
-    "tokenizer.model",
-    "vocab.json",
-    "merges.txt",
-    "generation_config.json",
-)
 
 
 @dataclass
@@ -72,11 +58,9 @@ def make_plan(
     Raises:
         RecipeErrors: the recipe is invalid for this model or backend.
     """
+    offline = hub_offline(settings.environ)
     source = resolve_source(
-        recipe.model,
-        cache_dir=settings.cache_dir,
-        offline=hub_offline(settings.environ),
-        allow_unresolved=allow_unresolved,
+        recipe.model, cache_dir=settings.cache_dir, offline=offline, allow_unresolved=allow_unresolved
     )
     return plan_build(
         recipe,
@@ -84,6 +68,7 @@ def make_plan(
         backend=backend,
         model_dir=model_dir_for(source, cache_dir=settings.cache_dir),
         work_dir=settings.cache_dir / "work",
+        offline=offline,
     )
 
 
@@ -106,35 +91,19 @@ def plan_recipe(
     """
     recipe = load_recipe(ref, overrides=overrides, extra_dir=settings.engines_dir)
     return make_plan(
-        recipe, settings=settings, backend=select_backend(backend), allow_unresolved=allow_unresolved
+        recipe,
+        settings=settings,
+        backend=select_backend(backend, environ=settings.environ),
+        allow_unresolved=allow_unresolved,
     )
 
 
-def _fresh_dir(path: Path) -> Path:
-    if path.exists():
-        shutil.rmtree(path)
-    path.mkdir(parents=True)
-    return path
-
-
-def copy_tokenizer(model_dir: Path, dest: Path) -> None:
-    """Copy the tokenizer files (and chat template) of a Hugging Face folder into ``dest``."""
-    dest.mkdir(parents=True, exist_ok=True)
-    copied = 0
-    for name in TOKENIZER_FILES:
-        if (model_dir / name).is_file():
-            shutil.copy2(model_dir / name, dest / name)
-            copied += 1
-    if not copied:
-        raise BuildError(f"{model_dir} has no tokenizer files ({', '.join(TOKENIZER_FILES[:3])}, ...)")
-
-
-def _run_stage(stage: StagePlan, *, say: Callable[[str], None]) -> None:
-    _fresh_dir(stage.out_dir)
+def _run_stage(stage: StagePlan, *, settings: Settings, say: Callable[[str], None]) -> None:
+    """Run every step of one stage, in plan order, reporting each as ``--dry-run`` shows it."""
     with progress(f"{stage.stage} {stage.key[:12]}", total=len(stage.actions), unit="step") as bar:
         for action in stage.actions:
-            say(f"  {action.description}")
-            run_actions([action])
+            say(f"  {step_line(action)}")
+            run_actions([action], environ=settings.environ)
             bar.update(1)
 
 
@@ -154,7 +123,7 @@ def build(
         IncompatibleError: an engine targets a GPU this machine does not have, or the machine
             runs another toolchain than the backend's keys declare (checked before building).
     """
-    be = select_backend(backend)
+    be = select_backend(backend, environ=settings.environ)
     plan = make_plan(recipe, settings=settings, backend=be)
     store = open_store(settings.store_uri(), settings=settings)
     result = BuildResult(plan=plan)
@@ -169,12 +138,9 @@ def build(
     else:
         be.verify_toolchain()
         say(f"fetch {plan.source.kind} {plan.source.location}")
-        model_dir = materialize(
-            plan.source, cache_dir=settings.cache_dir, offline=hub_offline(settings.environ)
-        )
+        _run_stage(plan.fetch, settings=settings, say=say)
         say(f"checkpoint {ck.key}: building")
-        _run_stage(ck, say=say)
-        copy_tokenizer(model_dir, ck.out_dir / "tokenizer")
+        _run_stage(ck, settings=settings, say=say)
         won = _publish_stage(store, ck, versions=be.toolchain_versions(), settings=settings, say=say)
         ck_local = ck.out_dir if won else None
         if won:
@@ -198,11 +164,10 @@ def build(
             )
         if ck_local is None:
             ck_local = ck.out_dir
+            say(f"checkpoint {ck.key}: restoring it from the store for the engine")
             restore(store, ck_local, stage="checkpoint", key=ck.key, transfer=settings.transfer)
         say(f"engine {eng.key} ({gpu_name or be.name}): building")
-        _run_stage(eng, say=say)
-        shutil.copytree(ck_local / "tokenizer", eng.out_dir / "tokenizer")
-        (eng.out_dir / RECIPE_FILE).write_text(json.dumps(recipe.model_dump(mode="json"), indent=2) + "\n")
+        _run_stage(eng, settings=settings, say=say)
         if _publish_stage(store, eng, versions=be.toolchain_versions(), settings=settings, say=say):
             adopt.append(eng)
         result.outcomes.append(StageOutcome("engine", eng.key, False, gpu_name))
@@ -220,6 +185,7 @@ def _publish_stage(
     say: Callable[[str], None],
 ) -> bool:
     """Publish a built stage; False when another builder's entry won the race (and is used)."""
+    say(f"  {stage.publish_line(settings.store_uri())}")
     res = publish(
         store,
         stage.out_dir,
@@ -242,12 +208,6 @@ def _adopt(stage: StagePlan, settings: Settings) -> None:
         return
     dest.parent.mkdir(parents=True, exist_ok=True)
     stage.out_dir.rename(dest)
-
-
-def pull(key: str, dest: Path, *, settings: Settings) -> tuple[str, Path]:
-    """Restore any stage's entry (checkpoint or engine) by key into ``dest``; returns (stage, dest)."""
-    store = open_store(settings.store_uri(), settings=settings)
-    return pull_entry(store, key, dest, transfer=settings.transfer).manifest.stage, dest
 
 
 def engine_for_this_machine(plan: BuildPlan) -> StagePlan:

@@ -1,4 +1,12 @@
-"""Pure build planning: recipe + resolved source + backend -> stages with cache keys and actions.
+"""Pure build planning: recipe + resolved source + backend -> stages with cache keys and steps.
+
+A stage's ``actions`` are every step that produces its output directory, in order: the fetch
+stage materializes the model folder (:func:`~triton_llm.engine.fetch.materialize`); the
+checkpoint stage empties its directory, runs the backend's conversion and copies the tokenizer;
+an engine stage empties its directory, runs the backend's engine build, copies the tokenizer
+from the checkpoint and writes ``recipe.json``. The runner executes exactly these steps; what
+it adds is the cache protocol (skip a stored stage, restore a stored checkpoint an engine needs,
+publish what it built).
 
 The cache keys (see README "Cache keys"):
 
@@ -16,11 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from triton_llm.engine.backends.base import Action, BuildBackend
-from triton_llm.engine.fetch import ResolvedSource
+from triton_llm.engine.backends.base import Action, BuildBackend, Call
+from triton_llm.engine.fetch import ResolvedSource, materialize
 from triton_llm.engine.fingerprint import fingerprint
 from triton_llm.engine.gpus import GpuSku
+from triton_llm.engine.local import RECIPE_FILE
 from triton_llm.engine.recipe import Recipe
+from triton_llm.engine.steps import copy_tokenizer, fresh_dir, write_recipe
 from triton_llm.engine.validate import validate
 
 CALIBRATED_FORMATS = ("fp8", "int8_sq", "int4_awq", "w4a8_awq", "nvfp4")
@@ -34,9 +44,18 @@ class StagePlan:
     stage: str  # fetch | checkpoint | engine
     key: str
     inputs: dict[str, Any]
-    actions: tuple[Action, ...]
+    actions: tuple[Action, ...]  # every step that writes out_dir, in order
     out_dir: Path
     gpu: GpuSku | None = None
+
+    @property
+    def published(self) -> bool:
+        """Whether a build publishes this stage to the store (the fetched model stays a local cache)."""
+        return self.stage != "fetch"
+
+    def publish_line(self, store_uri: str) -> str:
+        """The publish step as ``--dry-run`` shows it and a build reports it."""
+        return f"publish {self.stage}/{self.key} to {store_uri}"
 
 
 @dataclass(frozen=True)
@@ -101,24 +120,28 @@ def plan_build(
     backend: BuildBackend,
     model_dir: Path,
     work_dir: Path,
+    offline: bool = False,
 ) -> BuildPlan:
-    """Validate the recipe and plan every stage (no effects).
+    """Validate the recipe and plan every stage and step (no effects).
+
+    Args:
+        model_dir: where the fetch stage puts the Hugging Face folder (``fetch.model_dir_for``).
+        work_dir: stage outputs go to ``work_dir/<stage>/<key>``.
+        offline: the fetch stage uses only the local Hugging Face cache.
 
     Raises:
         RecipeErrors: every recipe problem, before anything is fetched or built.
     """
     targets = validate(recipe, source.model_info, backend)
-    fetch_key = fingerprint({"stage": "fetch", "source": source.identity})
     fetch = StagePlan(
         stage="fetch",
-        key=fetch_key,
+        key=fingerprint({"stage": "fetch", "source": source.identity}),
         inputs={"source": source.identity},
         actions=(
-            Action(
-                kind="python",
-                description=f"fetch {source.kind} model {source.location}",
-                target="triton_llm.engine.fetch:materialize",
-                kwargs={"source": source.location, "into": str(model_dir)},
+            Call(
+                f"fetch the {source.kind} model {source.location}",
+                materialize,
+                {"source": source, "into": model_dir, "offline": offline},
             ),
         ),
         out_dir=model_dir,
@@ -130,7 +153,15 @@ def plan_build(
         stage="checkpoint",
         key=ck_key,
         inputs=ck_inputs,
-        actions=tuple(backend.plan_checkpoint(recipe, model_dir=model_dir, out_dir=ck_dir)),
+        actions=(
+            Call("start an empty checkpoint directory", fresh_dir, {"path": ck_dir}),
+            *backend.plan_checkpoint(recipe, model_dir=model_dir, out_dir=ck_dir),
+            Call(
+                "copy the tokenizer into the checkpoint",
+                copy_tokenizer,
+                {"model_dir": model_dir, "dest": ck_dir / "tokenizer"},
+            ),
+        ),
         out_dir=ck_dir,
     )
     engines = []
@@ -138,11 +169,22 @@ def plan_build(
         inputs = engine_inputs(recipe, ck_key, backend, gpu)
         key = fingerprint(inputs)
         out = work_dir / "engine" / key
-        actions = backend.plan_engine(
-            recipe, checkpoint_dir=ck_dir, out_dir=out, gpu=gpu, checkpoint_key=ck_key
+        actions = (
+            Call("start an empty engine directory", fresh_dir, {"path": out}),
+            *backend.plan_engine(recipe, checkpoint_dir=ck_dir, out_dir=out, gpu=gpu, checkpoint_key=ck_key),
+            Call(
+                "copy the tokenizer into the engine",
+                copy_tokenizer,
+                {"model_dir": ck_dir / "tokenizer", "dest": out / "tokenizer"},
+            ),
+            Call(
+                "write the recipe the engine was built from",
+                write_recipe,
+                {"recipe": recipe, "path": out / RECIPE_FILE},
+            ),
         )
         engines.append(
-            StagePlan(stage="engine", key=key, inputs=inputs, actions=tuple(actions), out_dir=out, gpu=gpu)
+            StagePlan(stage="engine", key=key, inputs=inputs, actions=actions, out_dir=out, gpu=gpu)
         )
     return BuildPlan(
         recipe=recipe,

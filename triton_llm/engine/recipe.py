@@ -21,7 +21,6 @@ from triton_llm.errors import NotFoundError, RecipeError, RecipeErrors
 
 QuantFormat = Literal["none", "fp8", "int8_sq", "int4_awq", "w4a8_awq", "int8_wo", "int4_wo", "nvfp4"]
 Dtype = Literal["float16", "bfloat16", "float32"]
-BUILTIN_MODELS = ("smollm2-135m-instruct",)
 
 
 class _Strict(BaseModel):

@@ -90,10 +90,12 @@ def _lookup(config: Mapping[str, Any], path: tuple[str, ...]) -> Any:
 def engine_features(engine_config: Mapping[str, Any]) -> dict[str, Any]:
     """The build features of a ``trtllm-build`` config.json (missing keys take its defaults)."""
     found = {name: _lookup(engine_config, path) for name, path in ENGINE_CONFIG_PATHS.items()}
-    values = {name: ENGINE_CONFIG_DEFAULTS.get(name) if v is None else v for name, v in found.items()}
+    values: dict[str, Any] = {
+        name: ENGINE_CONFIG_DEFAULTS.get(name) if v is None else v for name, v in found.items()
+    }
     if found["paged_kv_cache"] is None:  # trtllm-build keeps both; kv_cache_type is the newer one
         values["paged_kv_cache"] = str(values["kv_cache_type"]).upper() == "PAGED"
-    features = {name: bool(values[name]) for name in FEATURES}
+    features: dict[str, Any] = {name: bool(values[name]) for name in FEATURES}
     features["max_beam_width"] = int(values["max_beam_width"])
     return features
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from triton_llm.engine.backends.base import BuildBackend
 from triton_llm.engine.gpus import GpuSku, gpu_sku
-from triton_llm.engine.model_info import ModelInfo
+from triton_llm.engine.model_info import ModelInfo, tensor_parallel_problems
 from triton_llm.engine.recipe import Recipe
 from triton_llm.engine.runtime_switches import recipe_features, runtime_switches, switch_problems
 from triton_llm.errors import RecipeError, RecipeErrors
@@ -20,25 +20,7 @@ def model_rules(recipe: Recipe, model: ModelInfo) -> list[RecipeError]:
     """Rules that hold for every backend: parallel split and sequence limits vs the model."""
     errors: list[RecipeError] = []
     tp, pp = recipe.parallelism.tp, recipe.parallelism.pp
-    heads, kv = model.num_attention_heads, model.num_key_value_heads
-    if heads % tp:
-        errors.append(
-            RecipeError(
-                f"parallelism.tp={tp}: must divide the model's {heads} attention heads "
-                f"(rule: tp divides num_attention_heads; valid tp: {_divisors(heads)})",
-                field="parallelism.tp",
-                value=tp,
-            )
-        )
-    if kv % tp and tp % kv:
-        errors.append(
-            RecipeError(
-                f"parallelism.tp={tp}: must divide the model's {kv} KV heads, or be a multiple of it "
-                f"(rule: KV heads split evenly or are replicated)",
-                field="parallelism.tp",
-                value=tp,
-            )
-        )
+    errors += tensor_parallel_problems(model, tp)
     if pp > model.num_hidden_layers:
         errors.append(
             RecipeError(
@@ -80,10 +62,6 @@ def switch_rules(recipe: Recipe) -> list[RecipeError]:
     ]
 
 
-def _divisors(n: int) -> list[int]:
-    return [d for d in range(1, n + 1) if n % d == 0]
-
-
 def target_gpus(recipe: Recipe) -> tuple[list[GpuSku], list[RecipeError]]:
     """The recipe's target SKUs, and an error for each unknown name."""
     skus: list[GpuSku] = []
@@ -109,14 +87,7 @@ def validate(recipe: Recipe, model: ModelInfo, backend: BuildBackend) -> list[Gp
     errors += model_rules(recipe, model)
     errors += switch_rules(recipe)
     targets: list[GpuSku | None] = list(skus) if skus else [None]
-    # A backend may restate a generic rule; report each (field, value) problem once.
-    seen = {str(e) for e in errors} | {f"{e.field}={e.value!r}" for e in errors if e.field}
-    for gpu in targets:
-        for e in backend.check(recipe, model, gpu):
-            tag = f"{e.field}={e.value!r}" if e.field else str(e)
-            if str(e) not in seen and tag not in seen:
-                seen.update((str(e), tag))
-                errors.append(e)
+    errors += backend.check(recipe, model, skus)
     if errors:
         raise RecipeErrors(errors)
     return targets

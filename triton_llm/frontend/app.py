@@ -190,8 +190,9 @@ class GenerationResponse(Response):
                 await asyncio.wait({work})
             finally:
                 state.inflight -= 1
-        if not work.cancelled() and work.exception() is not None:
-            raise work.exception()  # a bug: Starlette answers 500 if nothing was sent yet
+        failure = None if work.cancelled() else work.exception()
+        if failure is not None:
+            raise failure  # a bug: Starlette answers 500 if nothing was sent yet
 
     async def _run(self, send: Send) -> None:
         state, job = self.state, self.job

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
@@ -48,7 +48,7 @@ class Generation:
             self._count = asyncio.create_task(self.client.prompt_tokens(self.job.prompt, self.job.params))
         return self._count
 
-    async def pieces(self) -> AsyncIterator[str]:
+    async def pieces(self) -> AsyncGenerator[str, None]:
         """Text as it becomes safe to show; the first server response always yields (maybe "").
 
         Closing this iterator early closes the Triton stream, which cancels the request on the

@@ -78,7 +78,9 @@ def completion_job(req: CompletionRequest) -> Job:
             raise unsupported("prompt", "a prompt of token ids")
         if len(prompt) > 1:
             raise unsupported("prompt", "more than one prompt per request")
-        prompt = prompt[0]
+        text = str(prompt[0])
+    else:
+        text = prompt
     if req.logprobs is not None:
         raise unsupported("logprobs", NO_LOGPROBS)
     if req.echo:
@@ -88,7 +90,7 @@ def completion_job(req: CompletionRequest) -> Job:
     if req.suffix is not None:
         raise unsupported("suffix", "suffix")
     params = GenerateParams(chat_template=False, **_params(req, req.max_tokens, stops))
-    return Job("completion", str(prompt), params, req.max_tokens, stops, stream, include_usage)
+    return Job("completion", text, params, req.max_tokens, stops, stream, include_usage)
 
 
 def chat_job(req: ChatCompletionRequest) -> Job:

@@ -23,7 +23,7 @@ from triton_llm.launch.plan import (
     plan_triton_group,
 )
 from triton_llm.launch.prepare import PreparedRepository, prepare_repository
-from triton_llm.launch.runner import run_group, serve_group, wait_for_hosts
+from triton_llm.launch.runner import run_group, wait_for_hosts
 from triton_llm.launch.transport import TransportSettings, check_transport, load_transport
 
 __all__ = [
@@ -47,7 +47,6 @@ __all__ = [
     "prepare_repository",
     "read_hostfile",
     "run_group",
-    "serve_group",
     "statefulset_hosts",
     "wait_for_hosts",
 ]

@@ -54,16 +54,9 @@ def prepare_repository(
         ConfigError: a template problem.
     """
     from triton_llm.engine.local import ensure_local_engine
-    from triton_llm.repository import render_repository
+    from triton_llm.repository import render_engine
 
     engine = ensure_local_engine(ref, settings=settings, overrides=overrides, backend=backend)
     repo = (repo_dir or fresh_repository_dir(settings, engine.key)).absolute()
-    render_repository(
-        engine.engine_dir,
-        serving=engine.recipe.serving,
-        out=repo,
-        tokenizer_dir=engine.tokenizer_dir,
-        checkpoint_dir=engine.checkpoint_dir,
-        overwrite=repo_dir is not None,
-    )
+    render_engine(engine, repo, overwrite=repo_dir is not None)
     return PreparedRepository(engine=engine, repo=repo)

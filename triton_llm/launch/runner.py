@@ -13,8 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import IO, Any
 
 from triton_llm.errors import LaunchError
@@ -96,6 +95,7 @@ def cleanup_group(plan: LaunchPlan, *, grace: float = 2.0, remote_timeout: float
 def run_group(
     plan: LaunchPlan,
     *,
+    environ: Mapping[str, str],
     join_timeout: float = 300.0,
     kill_grace: float = 15.0,
     stdout: IO[Any] | None = None,
@@ -109,6 +109,7 @@ def run_group(
 
     Args:
         plan: from :func:`~triton_llm.launch.plan.plan_triton_group` or `plan_mpi`.
+        environ: the environment mpirun starts from (``Settings.environ``); the plan's ``env`` goes on top.
         join_timeout: seconds for every remote host to answer through the agent.
         kill_grace: seconds between a forwarded signal and SIGKILL.
         stdout: where mpirun's output goes (default: inherited).
@@ -125,7 +126,7 @@ def run_group(
         wait_for_hosts(plan.remote_hosts, plan.agent, timeout=join_timeout, probe=probe)
     if plan.mpi_shm_dir:
         os.makedirs(plan.mpi_shm_dir, exist_ok=True)
-    env = {**os.environ, **plan.env}
+    env = {**environ, **plan.env}
     try:
         proc = subprocess.Popen(plan.argv, env=env, start_new_session=True, stdout=stdout, stderr=stderr)
     except OSError as e:
@@ -167,47 +168,3 @@ def run_group(
             os.killpg(proc.pid, signal.SIGKILL)  # anything mpirun left in its session
         cleanup_group(plan)
     return code if code >= 0 else 128 - code
-
-
-def serve_group(
-    model_repo: Path,
-    *,
-    tp: int,
-    pp: int = 1,
-    http_port: int = 8000,
-    grpc_port: int = 8001,
-    metrics_port: int = 8002,
-    bind_address: str | None = None,
-    log_verbose: int = 0,
-    join_timeout: float = 300.0,
-) -> int:
-    """Serve ``model_repo`` with a ``tp * pp``-rank Triton group on this host (for ``triton-llm serve``).
-
-    Returns:
-        The group's exit code (see :func:`run_group`).
-
-    Raises:
-        ServeError: no tritonserver; LaunchError: mpirun could not start.
-    """
-    from triton_llm.launch.hosts import local_hosts
-    from triton_llm.launch.plan import plan_triton_group
-    from triton_llm.launch.tritonserver import ensure_python_backend, find_triton, server_env
-
-    install = find_triton()
-    ensure_python_backend(install)
-    plan = plan_triton_group(
-        install,
-        model_repo=Path(model_repo).absolute(),
-        tp=tp,
-        pp=pp,
-        hosts=local_hosts(tp * pp),
-        environ=server_env(install),
-        http_port=http_port,
-        grpc_port=grpc_port,
-        metrics_port=metrics_port,
-        bind_address=bind_address,
-        log_verbose=log_verbose,
-        is_root=os.geteuid() == 0,
-        local_cpus=os.cpu_count(),
-    )
-    return run_group(plan, join_timeout=join_timeout)

@@ -126,8 +126,9 @@ def tritonserver_argv(
 # --- single-server runner -------------------------------------------------------------------
 
 
-def server_env(install: TritonInstall, *, base: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment tritonserver and its python stubs need to run this venv's code.
+def server_env(install: TritonInstall, *, base: Mapping[str, str]) -> dict[str, str]:
+    """The environment tritonserver and its python stubs need to run this venv's code, on top of
+    ``base`` (the environment the settings were resolved from, ``Settings.environ``).
 
     The stub links ``libpython3.X``; it must load the same Python as this interpreter
     (PYTHONHOME, and its lib dir on LD_LIBRARY_PATH), see this venv's packages and the
@@ -136,7 +137,7 @@ def server_env(install: TritonInstall, *, base: dict[str, str] | None = None) ->
     """
     import sysconfig
 
-    env = dict(os.environ if base is None else base)
+    env = dict(base)
     home = Path(sys.base_prefix)
     libs = [*install.library_path()]
     if (home / "lib").is_dir() and any((home / "lib").glob("libpython3*.so*")):
@@ -181,6 +182,7 @@ class TritonServer:
         self,
         model_repo: Path,
         *,
+        environ: Mapping[str, str],
         install: TritonInstall | None = None,
         http_port: int | None = None,
         grpc_port: int | None = None,
@@ -193,6 +195,7 @@ class TritonServer:
         import secrets
 
         self.model_repo = Path(model_repo)
+        self.environ = environ
         self.install = install or find_triton()
         self.host = host
         self.http_port = http_port or free_port(host)
@@ -241,7 +244,7 @@ class TritonServer:
         try:
             self.proc = subprocess.Popen(
                 self.argv(),
-                env=server_env(self.install),
+                env=server_env(self.install, base=self.environ),
                 stdout=out,
                 stderr=subprocess.STDOUT if out is not None else None,
                 start_new_session=True,

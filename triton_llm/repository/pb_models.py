@@ -125,8 +125,10 @@ class PostprocessingModel:
 
     def _one(self, request: Any) -> Any:
         pb = self.pb
-        tokens = _pb.get(pb, request, "TOKENS_BATCH")
-        lengths = _pb.get(pb, request, "SEQUENCE_LENGTH")
+        tokens: Any = _pb.get(pb, request, "TOKENS_BATCH")
+        lengths: Any = _pb.get(pb, request, "SEQUENCE_LENGTH")
+        if tokens is None or lengths is None:
+            raise ValueError("postprocessing needs TOKENS_BATCH and SEQUENCE_LENGTH")
         arrivals = _pb.get(pb, request, "ARRIVAL_TIME_NS")
         request_id = request.request_id() or ""
         if tokens.ndim == 2:  # [batch, len] -> [batch, beam, len]

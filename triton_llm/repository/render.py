@@ -20,7 +20,7 @@ import re
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from triton_llm._package_data import TEMPLATES, data_dir
 from triton_llm.engine.recipe import Serving
@@ -356,3 +356,38 @@ def render_repository(
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp.rename(out)
     return out
+
+
+class ServableEngine(Protocol):
+    """An engine on local disk with what serving it needs: a restored
+    :class:`~triton_llm.engine.local.LocalEngine` or a checked ``--engine-dir``."""
+
+    @property
+    def engine_dir(self) -> Path: ...
+
+    @property
+    def serving(self) -> Serving: ...
+
+    @property
+    def tokenizer_dir(self) -> Path: ...
+
+    @property
+    def checkpoint_dir(self) -> Path | None: ...
+
+
+def render_engine(engine: ServableEngine, out: Path, *, overwrite: bool = False) -> Path:
+    """Render the repository for ``engine`` (its serving settings, tokenizer and, for a cpu engine,
+    checkpoint) into ``out``: the one way ``serve``, ``launch``, ``repo render``, the tests and the
+    benchmarks turn an engine into a repository.
+
+    Raises:
+        as :func:`render_repository`.
+    """
+    return render_repository(
+        engine.engine_dir,
+        serving=engine.serving,
+        out=out,
+        tokenizer_dir=engine.tokenizer_dir,
+        checkpoint_dir=engine.checkpoint_dir,
+        overwrite=overwrite,
+    )

@@ -58,20 +58,18 @@ def sampling_kwargs(values: dict[str, Any]) -> dict[str, Any]:
         value = values.get(name)
         if value is not None and value != neutral:
             raise RequestError(f"{name}={value} is not supported by the cpu runtime (only {neutral})")
+    from triton_llm.runtime import SamplingParams, sampling_problems
+
     out: dict[str, Any] = {}
     temperature, top_k, top_p, seed = (values.get(k) for k in ("temperature", "top_k", "top_p", "seed"))
     if temperature is not None:
-        if not np.isfinite(temperature) or temperature < 0:
-            raise RequestError(f"temperature must be >= 0 (got {temperature})")
         out["temperature"] = float(temperature)
     if top_k is not None:
-        if top_k < 0:
-            raise RequestError(f"top_k must be >= 0 (got {top_k})")
         out["top_k"] = int(top_k)
     if top_p is not None:
-        if not np.isfinite(top_p) or not 0.0 <= top_p <= 1.0:
-            raise RequestError(f"top_p must be within [0, 1] (got {top_p})")
         out["top_p"] = float(top_p)
+    for name, value, rule in sampling_problems(SamplingParams(**out)):
+        raise RequestError(f"{name} {rule} (got {value})")
     if seed is not None:
         out["seed"] = int(seed)
     return out
@@ -102,16 +100,12 @@ def create_loop(params: dict[str, str]) -> Any:
         )
     except BaseException:
         if comm is not None:  # one rank failing must end the whole group, never hang it
-            from mpi4py import MPI
-
-            MPI.COMM_WORLD.Abort(1)
+            comm.abort(1)
         raise
     if comm is not None:
-        from mpi4py import MPI
-
-        MPI.COMM_WORLD.Barrier()  # rank 0 turns ready only once every rank has loaded
+        comm.barrier()  # rank 0 turns ready only once every rank has loaded
     if comm is not None and comm.rank > 0:
-        from triton_llm.runtime.parallel import run_worker
+        from triton_llm.runtime import run_worker
 
         threading.Thread(target=run_worker, args=(generator,), daemon=True, name="tp-worker").start()
         return None
@@ -387,7 +381,7 @@ class CpuLlmModel:
             perf = bool(_pb.scalar(self.pb, request, "return_perf_metrics") or False)
         except (RequestError, InvalidRequestError, ValueError, TypeError) as e:
             error = _pb.error_response(self.pb, f"bad request: {e}")
-            if self.decoupled:
+            if sender is not None:  # decoupled
                 sender.send(error, flags=self.pb.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
                 return None
             return _Stream(request, None, False, [], 0, False, (), final=error)

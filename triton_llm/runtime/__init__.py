@@ -14,11 +14,12 @@ from triton_llm.runtime._types import (
     RuntimeStats,
     SamplingParams,
     TokenEvent,
+    sampling_problems,
 )
 from triton_llm.runtime.checkpoint import ModelConfig, read_checkpoint_config
-from triton_llm.runtime.generator import Generator, generate
+from triton_llm.runtime.generator import Generator, generate, run_worker
 from triton_llm.runtime.loop import GeneratorLoop
-from triton_llm.runtime.parallel import LocalComm, MpiComm, TensorParallelComm, run_worker
+from triton_llm.runtime.parallel import LocalComm, MpiComm, TensorParallelComm
 
 __all__ = [
     "FinishReason",
@@ -37,4 +38,5 @@ __all__ = [
     "generate",
     "read_checkpoint_config",
     "run_worker",
+    "sampling_problems",
 ]

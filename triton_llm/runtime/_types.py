@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -32,6 +33,24 @@ class SamplingParams:
         if self.top_k == 1 or self.temperature == 0:
             return True
         return self.temperature is None and not self.top_k and self.top_p is None
+
+
+def sampling_problems(params: SamplingParams) -> list[tuple[str, float | int, str]]:
+    """The one range rule of each sampling field: ``(field, value, rule)`` for each value that breaks it.
+
+    The ranges are TensorRT-LLM 1.2's ``SamplingConfig`` checks (``checkTemperature``, ``checkTopK``,
+    ``checkTopP`` in ``cpp/tensorrt_llm/executor/samplingConfig.cpp``): temperature >= 0, top_k >= 0,
+    0 < top_p <= 1. A temperature must also be finite here (NaN or infinity would sample from NaNs).
+    """
+    problems: list[tuple[str, float | int, str]] = []
+    t, k, p = params.temperature, params.top_k, params.top_p
+    if t is not None and not (math.isfinite(t) and t >= 0):
+        problems.append(("temperature", t, "must be >= 0 and finite (0 means greedy)"))
+    if k is not None and not k >= 0:
+        problems.append(("top_k", k, "must be >= 0 (0 means no top-k filter)"))
+    if p is not None and not 0 < p <= 1:
+        problems.append(("top_p", p, "must be in (0, 1] (1 means no top-p filter)"))
+    return problems
 
 
 @dataclass

@@ -33,6 +33,7 @@ from triton_llm.runtime._types import (
     InvalidRequestError,
     RuntimeStats,
     TokenEvent,
+    sampling_problems,
 )
 from triton_llm.runtime.checkpoint import load_rank_weights, read_checkpoint_config
 from triton_llm.runtime.model import LlamaShard, StepPlan
@@ -172,13 +173,8 @@ class Generator:
                 if not word:
                     raise bad(name, word, "each word must be a non-empty list of token ids")
                 check_ids(name, word)
-        s = request.sampling
-        if s.temperature is not None and not s.temperature >= 0:
-            raise bad("temperature", s.temperature, "must be >= 0 (0 means greedy)")
-        if s.top_k is not None and s.top_k < 0:
-            raise bad("top_k", s.top_k, "must be >= 0 (0 means no top-k filter)")
-        if s.top_p is not None and not 0 < s.top_p <= 1:
-            raise bad("top_p", s.top_p, "must be in (0, 1]")
+        for name, value, rule in sampling_problems(request.sampling):
+            raise bad(name, value, rule)
         if check_duplicates and rid in self._ids():
             raise bad("request_id", rid, "a request with this id is already in flight")
 
@@ -352,7 +348,14 @@ class Generator:
             self.comm.broadcast(StepPlan(shutdown=True))
         self._closed = True
 
-    def _follow(self) -> None:
+    def follow(self) -> None:
+        """Ranks > 0: execute rank 0's broadcast steps until rank 0 closes its generator.
+
+        Raises:
+            UsageError: called on rank 0, which drives the group with :meth:`step`.
+        """
+        if self.comm.rank == 0:
+            raise UsageError("run_worker is for ranks > 0; rank 0 drives the group with Generator.step()")
         while True:
             plan = self.comm.broadcast(None)
             if not isinstance(plan, StepPlan) or plan.shutdown:
@@ -361,6 +364,19 @@ class Generator:
                 self._model.execute(plan)
             if plan.report:  # the slots this rank computed, as it counts them
                 self._rank_slots = self._report_slots(plan.slots)
+
+
+def run_worker(generator: Generator) -> None:
+    """Ranks > 0: follow rank 0 (see :meth:`Generator.follow`) until rank 0 closes its generator.
+
+    Rank 0 drives the group with ``Generator.step()`` (directly or through a ``GeneratorLoop``);
+    ``Generator.close()`` / ``GeneratorLoop.close()`` on rank 0 sends the shutdown message that
+    makes this return.
+
+    Raises:
+        UsageError: called on rank 0.
+    """
+    generator.follow()
 
 
 def generate(generator: Generator, requests: list[GenerationRequest]) -> dict[str, list[int]]:

@@ -9,12 +9,7 @@ vocab-parallel logits, and a broadcast of a Python object from rank 0 (each step
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
-
-from triton_llm.errors import UsageError
-
-if TYPE_CHECKING:
-    from triton_llm.runtime.generator import Generator
+from typing import Any, Protocol, runtime_checkable
 
 
 @runtime_checkable
@@ -100,17 +95,10 @@ class MpiComm:
         """Pickle-based ``bcast`` from rank 0."""
         return self._comm.bcast(obj, root=0)
 
+    def barrier(self) -> None:
+        """Wait until every rank of the group gets here."""
+        self._comm.Barrier()
 
-def run_worker(generator: Generator) -> None:
-    """Ranks > 0: execute rank 0's broadcast steps until rank 0 closes its generator.
-
-    Rank 0 drives the group with ``Generator.step()`` (directly or through a
-    ``GeneratorLoop``); ``Generator.close()`` / ``GeneratorLoop.close()`` on rank 0 sends the
-    shutdown message that makes this return.
-
-    Raises:
-        UsageError: called on rank 0.
-    """
-    if generator.comm.rank == 0:
-        raise UsageError("run_worker is for ranks > 0; rank 0 drives the group with Generator.step()")
-    generator._follow()
+    def abort(self, code: int = 1) -> None:
+        """End every rank of the group (one rank failing must never leave the others hanging)."""
+        self._comm.Abort(code)

@@ -20,6 +20,7 @@ import configparser
 import ssl
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from triton_llm.errors import ConfigError, StoreError
@@ -109,7 +110,8 @@ def proxy_for(scheme: str, host: str, environ: Mapping[str, str]) -> Proxy | Non
         return None
     import urllib.request
 
-    if urllib.request.proxy_bypass_environment(host, proxies):
+    # proxy_bypass_environment is public in CPython's urllib.request but missing from typeshed
+    if urllib.request.proxy_bypass_environment(host, proxies):  # type: ignore[attr-defined]
         return None
     parts = urlsplit(url if "://" in url else f"http://{url}")
     if parts.scheme != "http" or not parts.hostname:
@@ -137,7 +139,7 @@ class _BotocoreChain:
     """botocore's credential chain, resolved on first use; refreshing credentials refresh themselves."""
 
     def __init__(self) -> None:
-        self._resolved: object | None = None
+        self._resolved: Any = None  # botocore Credentials, loaded on first use
 
     def __call__(self) -> Credentials:
         from botocore.exceptions import BotoCoreError
@@ -149,7 +151,7 @@ class _BotocoreChain:
                 self._resolved = botocore.session.get_session().get_credentials()
             if self._resolved is None:
                 raise StoreError("no usable AWS credentials", hint=_NO_CREDENTIALS_HINT)
-            frozen = self._resolved.get_frozen_credentials()  # type: ignore[attr-defined]
+            frozen = self._resolved.get_frozen_credentials()
         except BotoCoreError as e:
             raise StoreError(f"no usable AWS credentials: {e}", hint=_NO_CREDENTIALS_HINT) from e
         return Credentials(frozen.access_key, frozen.secret_key, frozen.token or None)

@@ -9,6 +9,7 @@ data without a manifest, which no reader ever sees.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import threading
 import uuid
@@ -99,13 +100,17 @@ def _hash_tasks(
             raise StoreError(f"{path} shrank while it was being published", path=str(path))
         return found
 
+    def hash_whole(src: _Source) -> None:
+        whole[src.rel] = digest(src.path, 0, src.size)
+
+    def hash_part(src: _Source, index: int, offset: int, length: int) -> None:
+        parts[(src.rel, index)] = digest(src.path, offset, length)
+
     tasks: list[Callable[[], None]] = []
     for src in sources:
-        tasks.append(lambda s=src: whole.__setitem__(s.rel, digest(s.path, 0, s.size)))
+        tasks.append(functools.partial(hash_whole, src))
         for i, (off, length) in enumerate(src.parts()):
-            tasks.append(
-                lambda k=(src.rel, i), p=src.path, o=off, n=length: parts.__setitem__(k, digest(p, o, n))
-            )
+            tasks.append(functools.partial(hash_part, src, i, off, length))
 
     def collect() -> list[FileEntry]:
         return [
@@ -297,7 +302,7 @@ def _read_all(store: ObjectStore, names: list[tuple[str, str]]) -> list[Manifest
             with lock:
                 out[i] = m
 
-    run_all([lambda i=i, s=s, k=k: read(i, s, k) for i, (s, k) in enumerate(names)], workers=8)
+    run_all([functools.partial(read, i, s, k) for i, (s, k) in enumerate(names)], workers=8)
     return [out[i] for i in sorted(out)]
 
 

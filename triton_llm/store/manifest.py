@@ -107,11 +107,6 @@ def skip_local_name(name: str) -> bool:
     return name.endswith(_SKIP_SUFFIXES)
 
 
-def entry_prefix(stage: str, key: str) -> str:
-    """``<stage>/<key>/``"""
-    return f"{stage}/{key}/"
-
-
 def manifest_key(stage: str, key: str) -> str:
     """``<stage>/<key>/manifest.json``"""
     return f"{stage}/{key}/{MANIFEST_NAME}"

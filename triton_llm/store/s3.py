@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import hashlib
 import http.client
-import os
 import re
 import ssl
 import threading
@@ -94,9 +94,9 @@ class S3Store:
         endpoint_url: str | None = None,
         max_connections: int = 16,
         retry: RetryPolicy | None = None,
-        environ: Mapping[str, str] | None = None,
+        environ: Mapping[str, str],
     ) -> None:
-        env = os.environ if environ is None else environ
+        env = environ
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.uri = f"s3://{bucket}/{self.prefix}".rstrip("/")
@@ -392,7 +392,7 @@ class S3Store:
             query = {"list-type": "2", "prefix": self.prefix + prefix}
             if token:
                 query["continuation-token"] = token
-            root = self._call("list", prefix, lambda q=query: self._xml("GET", None, query=q))
+            root = self._call("list", prefix, functools.partial(self._xml, "GET", None, query=query))
             for el in root:
                 if _tag(el) == "Contents":
                     fields = {_tag(c): c.text or "" for c in el}
@@ -413,7 +413,7 @@ class S3Store:
             self._call(
                 "delete",
                 batch[i],
-                lambda b=body, m=md5: self._xml(
-                    "POST", None, query={"delete": ""}, headers={"content-md5": m}, body=b
+                functools.partial(
+                    self._xml, "POST", None, query={"delete": ""}, headers={"content-md5": md5}, body=body
                 ),
             )

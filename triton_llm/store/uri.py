@@ -66,4 +66,5 @@ def open_store(uri: str, *, settings: Settings, retry_backoff: float | None = No
         endpoint_url=settings.s3_endpoint_url,
         max_connections=max(10, 2 * settings.transfer.max_concurrency),
         retry=retry,
+        environ=settings.environ,
     )

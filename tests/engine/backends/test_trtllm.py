@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from triton_llm.engine.backends.base import Action, run_actions
+from triton_llm.engine.backends.base import Action, Call, Command, run_actions
 from triton_llm.engine.backends.trtllm import (
     CONVERT_SCRIPT,
     EXAMPLES_ENV,
@@ -66,6 +66,7 @@ ON_OFF = {True: "enable", False: "disable"}
 
 
 def _tool(action: Action) -> tuple[str, list[str]]:
+    assert isinstance(action, Command)
     argv = list(action.argv)
     if argv[0] == "trtllm-build":
         return "trtllm-build", argv[1:]
@@ -144,7 +145,7 @@ def _assert_engine_mapping(recipe: Recipe, action: Action) -> None:
 
 def _check_plan(recipe: Recipe) -> None:
     ck, eng = _plan(recipe)
-    assert [a.kind for a in ck] == ["python", "command", "python"]
+    assert [type(a) for a in ck] == [Call, Command, Call]
     _assert_checkpoint_mapping(recipe, ck[1])
     assert len(eng) == 1
     _assert_engine_mapping(recipe, eng[0])
@@ -260,7 +261,7 @@ def test_facts_name_their_sources() -> None:
 
 
 def _errors(recipe: Recipe, gpu: str | None, size: str = "8b") -> list:
-    return TrtllmBackend(environ={}).check(recipe, llama31(size), None if gpu is None else gpu_sku(gpu))
+    return TrtllmBackend(environ={}).check(recipe, llama31(size), [] if gpu is None else [gpu_sku(gpu)])
 
 
 def _recipe(*overrides: str) -> Recipe:
@@ -351,7 +352,7 @@ def test_plugin_values_1_2_1_does_not_accept_are_errors() -> None:
 def test_non_llama_architectures_are_rejected() -> None:
     model = llama31("8b")
     model = ModelInfo(**{**model.__dict__, "architecture": "GPT2LMHeadModel"})
-    errors = TrtllmBackend(environ={}).check(_recipe(), model, gpu_sku("H100-SXM"))
+    errors = TrtllmBackend(environ={}).check(_recipe(), model, [gpu_sku("H100-SXM")])
     assert [e.field for e in errors] == ["model"] and "GPT2LMHeadModel" in str(errors[0])
 
 
@@ -376,9 +377,9 @@ def test_missing_examples_fail_when_run_not_when_planned(tmp_path: Path) -> None
     missing = tmp_path / "no-examples"
     backend = TrtllmBackend(environ={EXAMPLES_ENV: str(missing)})
     actions = backend.plan_checkpoint(_recipe(), model_dir=MODEL_DIR, out_dir=tmp_path / "ck")
-    assert actions[1].argv[1] == str(missing / QUANTIZE_SCRIPT)
+    assert isinstance(actions[1], Command) and actions[1].argv[1] == str(missing / QUANTIZE_SCRIPT)
     with pytest.raises(BuildError, match="not found under") as info:
-        run_actions(actions)
+        run_actions(actions, environ={})
     assert EXAMPLES_ENV in str(info.value) and "/app/examples" in str(info.value)
     assert not (tmp_path / "ck").exists()
 
@@ -413,7 +414,7 @@ def test_verify_checkpoint_accepts_the_planned_layout(tmp_path: Path) -> None:
         -1
     ]
     _write_checkpoint(tmp_path / "ck", _ck_config(2, 1, "W4A16", None), ranks=2)
-    run_actions([verify])  # no error
+    run_actions([verify], environ={})  # no error
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,6 @@
 """Triton KServe gRPC streaming with as little client work per response as possible.
 
-The request tensors come from :func:`triton_llm.client._request.build_inputs` (the one owner
+The request tensors come from :func:`triton_llm.client.request.build_inputs` (the one owner
 of the ensemble's input contract) and are serialized once per prompt; each send copies that
 message and sets a fresh request id (postprocessing keys its streaming state by it). Each
 response is timestamped first, then read for only its final flag, error and
@@ -20,7 +20,7 @@ from triton_llm.bench.drivers import DriverOptions
 from triton_llm.bench.prompts import Prompt
 from triton_llm.bench.records import RequestRecord
 from triton_llm.client import GenerateParams, LLMClient
-from triton_llm.client._request import build_inputs, classify_error, new_request_id, stop_inputs
+from triton_llm.client.request import build_inputs, classify_error, new_request_id, stop_inputs
 from triton_llm.errors import ClientError, RequestRejectedError, ServerUnavailableError
 
 FINAL = "triton_final_response"

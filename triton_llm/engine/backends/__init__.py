@@ -8,14 +8,25 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 
-from triton_llm.engine.backends.base import Action, BuildBackend, run_actions
+from triton_llm.engine.backends.base import Action, BuildBackend, Call, Command, run_actions, step_line
 from triton_llm.errors import UsageError
 
 BACKENDS = ("trtllm", "cpu")
 
-__all__ = ["BACKENDS", "Action", "BuildBackend", "gpu_present", "run_actions", "select_backend"]
+__all__ = [
+    "BACKENDS",
+    "Action",
+    "BuildBackend",
+    "Call",
+    "Command",
+    "gpu_present",
+    "run_actions",
+    "select_backend",
+    "step_line",
+]
 
 
 def gpu_present() -> bool:
@@ -23,8 +34,8 @@ def gpu_present() -> bool:
     return Path("/dev/nvidia0").exists() and shutil.which("nvidia-smi") is not None
 
 
-def select_backend(name: str | None = None) -> BuildBackend:
-    """The named backend, or the automatic choice.
+def select_backend(name: str | None = None, *, environ: Mapping[str, str] | None = None) -> BuildBackend:
+    """The named backend, or the automatic choice; ``environ`` is the builder's environment.
 
     Raises:
         UsageError: an unknown backend name.
@@ -34,7 +45,7 @@ def select_backend(name: str | None = None) -> BuildBackend:
     if name == "trtllm":
         from triton_llm.engine.backends.trtllm import TrtllmBackend
 
-        return TrtllmBackend()
+        return TrtllmBackend(environ=environ)
     if name == "cpu":
         from triton_llm.engine.backends.cpu import CpuBackend
 

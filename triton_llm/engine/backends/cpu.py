@@ -10,11 +10,17 @@ the checkpoint's rank files directly.
 from __future__ import annotations
 
 import importlib.metadata
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from triton_llm.engine.backends.base import Action
-from triton_llm.engine.backends.cpu_convert import CONVERTER_VERSION, QUANT_ALGOS
+from triton_llm.engine.backends.base import Action, Call
+from triton_llm.engine.backends.cpu_convert import (
+    CONVERTER_VERSION,
+    QUANT_ALGOS,
+    convert_checkpoint,
+    write_engine_config,
+)
 from triton_llm.engine.gpus import GpuSku
 from triton_llm.engine.model_info import ModelInfo
 from triton_llm.engine.recipe import Recipe
@@ -22,7 +28,6 @@ from triton_llm.errors import RecipeError
 
 SUPPORTED_ARCHITECTURES = ("LlamaForCausalLM", "MistralForCausalLM")
 SUPPORTED_DTYPES = ("float32", "bfloat16", "float16")
-_MODULE = "triton_llm.engine.backends.cpu_convert"
 
 
 class CpuBackend:
@@ -42,7 +47,7 @@ class CpuBackend:
     def verify_toolchain(self) -> None:
         """Nothing to verify: :meth:`toolchain_versions` reads the running versions themselves."""
 
-    def check(self, recipe: Recipe, model: ModelInfo, gpu: GpuSku | None) -> list[RecipeError]:
+    def check(self, recipe: Recipe, model: ModelInfo, gpus: Sequence[GpuSku]) -> list[RecipeError]:
         """Everything the cpu converter and runtime cannot do for this recipe and model."""
         problems: list[RecipeError] = []
         q = recipe.quantization.format
@@ -82,18 +87,7 @@ class CpuBackend:
                     value=recipe.dtype,
                 )
             )
-        tp, pp = recipe.parallelism.tp, recipe.parallelism.pp
-        heads, kv, inter = model.num_attention_heads, model.num_key_value_heads, model.intermediate_size
-        if heads % tp or inter % tp or (kv % tp and tp % kv):
-            problems.append(
-                RecipeError(
-                    f"parallelism.tp={tp}: must divide num_attention_heads={heads} and intermediate_size="
-                    f"{inter}, and either divide num_key_value_heads={kv} or be a multiple of it "
-                    "(KV heads are then replicated, as TensorRT-LLM does)",
-                    field="parallelism.tp",
-                    value=tp,
-                )
-            )
+        pp = recipe.parallelism.pp
         if pp != 1:
             problems.append(
                 RecipeError(
@@ -125,11 +119,10 @@ class CpuBackend:
             "pp": recipe.parallelism.pp,
         }
         return [
-            Action(
-                kind="python",
-                description=f"convert {recipe.name} to a TensorRT-LLM checkpoint (cpu backend)",
-                target=f"{_MODULE}:convert_checkpoint",
-                kwargs=kwargs,
+            Call(
+                f"convert {recipe.name} to a TensorRT-LLM checkpoint (cpu backend)",
+                convert_checkpoint,
+                kwargs,
             )
         ]
 
@@ -155,11 +148,10 @@ class CpuBackend:
         }
         runtime = {"kv_cache": "contiguous-float32", "compute_dtype": "float32", "weights": "checkpoint"}
         return [
-            Action(
-                kind="python",
-                description=f"write the cpu engine config for {recipe.name}",
-                target=f"{_MODULE}:write_engine_config",
-                kwargs={
+            Call(
+                f"write the cpu engine config for {recipe.name}",
+                write_engine_config,
+                {
                     "checkpoint_dir": str(checkpoint_dir),
                     "out_dir": str(out_dir),
                     "build_config": build_config,

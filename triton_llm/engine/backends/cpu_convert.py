@@ -35,7 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from triton_llm._progress import progress
-from triton_llm.errors import BuildError, NotFoundError, RecipeError
+from triton_llm.engine.model_info import ModelInfo, tensor_parallel_problems
+from triton_llm.errors import BuildError, NotFoundError, RecipeError, RecipeErrors
 
 CONVERTER_VERSION = "1"
 QUANT_ALGOS = {"none": None, "int8_wo": "W8A16", "int4_wo": "W4A16"}
@@ -245,22 +246,18 @@ def convert_checkpoint(
     hf_config_path = src_dir / "config.json"
     if not hf_config_path.is_file():
         raise NotFoundError(f"{src_dir} has no config.json", path=str(hf_config_path))
-    cfg = checkpoint_config(
-        json.loads(hf_config_path.read_text()), dtype=dtype, quant_format=quant_format, tp=tp
-    )
-    _check_features(cfg, json.loads(hf_config_path.read_text()), source=str(hf_config_path))
+    hf_config = json.loads(hf_config_path.read_text())
+    cfg = checkpoint_config(hf_config, dtype=dtype, quant_format=quant_format, tp=tp)
+    _check_features(cfg, hf_config, source=str(hf_config_path))
     if pp != 1:
         raise RecipeError(
             f"parallelism.pp={pp}: the cpu backend supports pp=1 only", field="parallelism.pp", value=pp
         )
-    heads, kv_heads, inter = cfg["num_attention_heads"], cfg["num_key_value_heads"], cfg["intermediate_size"]
-    if heads % tp or inter % tp or (kv_heads % tp and tp % kv_heads):
-        raise RecipeError(
-            f"parallelism.tp={tp}: must divide num_attention_heads={heads} and intermediate_size={inter}, "
-            f"and either divide or be a multiple of num_key_value_heads={kv_heads}",
-            field="parallelism.tp",
-            value=tp,
-        )
+    split_problems = tensor_parallel_problems(
+        ModelInfo.from_hf_config(hf_config, source=str(hf_config_path)), tp
+    )
+    if split_problems:
+        raise RecipeErrors(split_problems)
     torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
     bits = {"W8A16": 8, "W4A16": 4}.get(cfg["quantization"]["quant_algo"] or "")
     dst.mkdir(parents=True, exist_ok=True)

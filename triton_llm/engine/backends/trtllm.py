@@ -25,12 +25,11 @@ imported) with that record and refuses on any difference, naming both.
 from __future__ import annotations
 
 import importlib.metadata
-import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from triton_llm.engine.backends.base import Action
+from triton_llm.engine.backends.base import Action, Call, Command
 from triton_llm.engine.backends.trtllm_facts import argv_problems, load_facts
 from triton_llm.engine.backends.trtllm_rules import (
     AWQ_FORMATS,
@@ -39,6 +38,7 @@ from triton_llm.engine.backends.trtllm_rules import (
     check_recipe,
     uses_modelopt,
 )
+from triton_llm.engine.backends.trtllm_verify import verify_checkpoint
 from triton_llm.engine.gpus import GpuSku
 from triton_llm.engine.model_info import ModelInfo
 from triton_llm.engine.recipe import Recipe
@@ -169,7 +169,9 @@ class TrtllmBackend:
         environ: Mapping[str, str] | None = None,
         python: str = "python3",
     ) -> None:
-        self.environ = dict(os.environ if environ is None else environ)
+        """``environ``: the builder's environment (``Settings.environ``), read for the examples
+        folder and the CUDA and container versions; empty when not given."""
+        self.environ = dict(environ or {})
         facts = load_facts()
         self.examples_dir = Path(
             self.environ.get(EXAMPLES_ENV) or facts["toolchain"]["container_examples_dir"]
@@ -246,9 +248,9 @@ class TrtllmBackend:
                 "or update the record so dry-run and build keys change together",
             )
 
-    def check(self, recipe: Recipe, model: ModelInfo, gpu: GpuSku | None) -> list[RecipeError]:
-        """Capability problems for this recipe, model and target GPU (see :mod:`trtllm_rules`)."""
-        return check_recipe(recipe, model, gpu)
+    def check(self, recipe: Recipe, model: ModelInfo, gpus: Sequence[GpuSku]) -> list[RecipeError]:
+        """Capability problems for this recipe, model and target GPUs (see :mod:`trtllm_rules`)."""
+        return check_recipe(recipe, model, gpus)
 
     def plan_checkpoint(self, recipe: Recipe, *, model_dir: Path, out_dir: Path) -> list[Action]:
         """Check the example scripts, run quantize.py or convert_checkpoint.py, verify the result."""
@@ -262,22 +264,19 @@ class TrtllmBackend:
             what = f"convert_checkpoint ({recipe.quantization.format})"
         ranks = recipe.parallelism.world_size
         return [
-            Action(
-                kind="python",
-                description="check the TensorRT-LLM 1.2.1 example scripts are present",
-                target=f"{__name__}:require_examples",
-                kwargs={"examples_dir": str(self.examples_dir), "scripts": [script]},
+            Call(
+                "check the TensorRT-LLM 1.2.1 example scripts are present",
+                require_examples,
+                {"examples_dir": str(self.examples_dir), "scripts": [script]},
             ),
-            Action(
-                kind="command",
-                description=f"{what}: TensorRT-LLM checkpoint with {ranks} rank file(s)",
-                argv=(self.python, str(self.examples_dir / script), *_checked(tool, args)),
+            Command(
+                f"{what}: TensorRT-LLM checkpoint with {ranks} rank file(s)",
+                (self.python, str(self.examples_dir / script), *_checked(tool, args)),
             ),
-            Action(
-                kind="python",
-                description="verify the checkpoint config.json and rank files against the recipe",
-                target="triton_llm.engine.backends.trtllm_verify:verify_checkpoint",
-                kwargs={
+            Call(
+                "verify the checkpoint config.json and rank files against the recipe",
+                verify_checkpoint,
+                {
                     "checkpoint_dir": str(out_dir),
                     "tp": recipe.parallelism.tp,
                     "pp": recipe.parallelism.pp,
@@ -301,9 +300,8 @@ class TrtllmBackend:
         args = _checked("trtllm-build", build_args(recipe, checkpoint_dir=checkpoint_dir, out_dir=out_dir))
         target = f" for {gpu.name} (SM{gpu.sm})" if gpu is not None else ""
         return [
-            Action(
-                kind="command",
-                description=f"trtllm-build: {recipe.parallelism.world_size} engine rank(s){target}",
-                argv=("trtllm-build", *args),
+            Command(
+                f"trtllm-build: {recipe.parallelism.world_size} engine rank(s){target}",
+                ("trtllm-build", *args),
             )
         ]

@@ -8,6 +8,8 @@ rules come from the ``choices`` of the tools' flags.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from triton_llm.engine.backends.trtllm_facts import arch_for_sm, flag_choices, load_facts, min_sm_for
 from triton_llm.engine.gpus import GpuSku
 from triton_llm.engine.model_info import ModelInfo
@@ -173,11 +175,14 @@ def _value_rules(recipe: Recipe, model: ModelInfo) -> list[RecipeError]:
     return errors
 
 
-def check_recipe(recipe: Recipe, model: ModelInfo, gpu: GpuSku | None) -> list[RecipeError]:
-    """Every trtllm capability problem of ``recipe`` for ``model`` on ``gpu`` (empty if none)."""
+def check_recipe(recipe: Recipe, model: ModelInfo, gpus: Sequence[GpuSku]) -> list[RecipeError]:
+    """Every trtllm capability problem of ``recipe`` for ``model`` on its target ``gpus`` (empty if none).
+
+    The rules that do not depend on a GPU are checked once; the support matrix once per GPU.
+    """
     errors = _value_rules(recipe, model)
-    if gpu is None:
+    if not gpus:
         errors.insert(0, RecipeError(NO_GPU_MESSAGE, field="target.gpus", value=[]))
-    else:
+    for gpu in gpus:
         errors += _gpu_rules(recipe, gpu)
     return errors
