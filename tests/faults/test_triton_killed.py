@@ -129,15 +129,9 @@ def own_server(cpu_engine: Any, tmp_path: Path) -> Iterator[Any]:
     """A Triton of its own (this test kills it) serving the default model, plus the frontend."""
     from triton_llm.frontend import FrontendConfig, frontend_process
     from triton_llm.launch.tritonserver import TritonServer
-    from triton_llm.repository import render_repository
+    from triton_llm.repository import render_engine
 
-    repo = render_repository(
-        cpu_engine.engine_dir,
-        serving=cpu_engine.recipe.serving,
-        out=tmp_path / "model_repository",
-        tokenizer_dir=cpu_engine.tokenizer_dir,
-        checkpoint_dir=cpu_engine.checkpoint_dir,
-    )
+    repo = render_engine(cpu_engine, tmp_path / "model_repository")
     server = TritonServer(repo, log_path=tmp_path / "tritonserver.log")
     config = FrontendConfig(
         triton_url=server.grpc_url, model_name="smollm2-135m", port=free_port(), timeout=TIMEOUT
