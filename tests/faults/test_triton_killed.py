@@ -132,7 +132,7 @@ def own_server(cpu_engine: Any, tmp_path: Path) -> Iterator[Any]:
     from triton_llm.repository import render_engine
 
     repo = render_engine(cpu_engine, tmp_path / "model_repository")
-    server = TritonServer(repo, log_path=tmp_path / "tritonserver.log")
+    server = TritonServer(repo, environ=os.environ, log_path=tmp_path / "tritonserver.log")
     config = FrontendConfig(
         triton_url=server.grpc_url, model_name="smollm2-135m", port=free_port(), timeout=TIMEOUT
     )
