@@ -142,7 +142,7 @@ class CpuBackend:
         gpu: GpuSku | None,
         checkpoint_key: str,
     ) -> list[Action]:
-        """One step writing the engine ``config.json``; the weights stay in the checkpoint."""
+        """Write the engine ``config.json`` (the weights stay in the checkpoint), then the golden answer."""
         b = recipe.build
         build_config = {
             "max_batch_size": b.max_batch_size,
@@ -166,5 +166,19 @@ class CpuBackend:
                     "checkpoint_key": checkpoint_key,
                     "runtime": runtime,
                 },
-            )
+            ),
+            # The answer `repo update` compares a new version's smoke prompt with (its store entry holds it).
+            Action(
+                kind="python",
+                description=f"record the golden answer of {recipe.name} (greedy, fixed prompt)",
+                target="triton_llm.repository.golden:write_golden",
+                kwargs={
+                    "checkpoint_dir": str(checkpoint_dir),
+                    "out_dir": str(out_dir),
+                    "chat_template": recipe.serving.chat_template,
+                    "max_input_len": b.max_input_len,
+                    "max_seq_len": b.max_seq_len,
+                    "world_size": recipe.parallelism.world_size,
+                },
+            ),
         ]
