@@ -343,7 +343,13 @@ def _smoke_mismatch(version: int, key: str, got: list[int], golden: list[int]) -
 def _revert(control: TritonControl, repo: Path, *, old: int, new: int, fresh: bool, say: Say) -> None:
     """Put the repository and the server back on ``old`` alone (best effort: the error that got us
     here is what the user must see)."""
-    from triton_llm.repository.versions import ROUTER_MODELS, VERSIONED_MODELS, drop_version, read_state
+    from triton_llm.repository.versions import (
+        ROUTER_MODELS,
+        VERSIONED_MODELS,
+        drop_version,
+        read_state,
+        write_configs,
+    )
 
     state = read_state(repo)
     if state is None:
@@ -353,7 +359,8 @@ def _revert(control: TritonControl, repo: Path, *, old: int, new: int, fresh: bo
     state.history = [v for v in state.history if v != new] or [old]
     state.loaded = [old]
     try:
-        _apply(control, repo, state, (*ROUTER_MODELS, *VERSIONED_MODELS))
+        routers = [m for m in write_configs(repo, state) if m in ROUTER_MODELS]
+        _apply(control, repo, state, (*routers, *VERSIONED_MODELS))  # unloads the new version
     except ServeError as e:
         say(f"warning: while restoring version {old}: {e}")
     if fresh:
