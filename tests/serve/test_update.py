@@ -319,3 +319,53 @@ def test_rollback_under_load_restores_the_previous_engine(served: Served, engine
     check_swap(served, ["repo", "rollback"], old=engines.b, new=engines.a)
     state = served.state()
     assert state["serving"] == 1 and state["loaded"] == [1] and state["history"] == [1, 2, 1]
+
+
+def _sync(cache: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRITON_LLM_")}
+    env.update(TRITON_LLM_CACHE_DIR=str(cache), HF_HUB_OFFLINE="1")
+    return subprocess.run(
+        [sys.executable, "-m", "triton_llm.cli", "repo", "sync", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_sync_converges_replicas_to_the_same_versions(
+    engines: Engines, cpu_engine_cache: Path, tmp_path: Path
+) -> None:
+    one, two = tmp_path / "replica-1", tmp_path / "replica-2"
+    done = _sync(cpu_engine_cache, "--key", engines.a, "--key", engines.b, "--repo", str(one))
+    assert done.returncode == 0, done.stderr
+    state = json.loads((one / "triton-llm-versions.json").read_text())
+    assert (state["serving"], state["loaded"]) == (2, [2])
+    assert [state["versions"][v]["engine_key"] for v in ("1", "2")] == [engines.a, engines.b]
+    # the other replica converges from the first one's state file: the same files, byte for byte
+    done = _sync(cpu_engine_cache, "--from", str(one / "triton-llm-versions.json"), "--repo", str(two))
+    assert done.returncode == 0, done.stderr
+
+    def tree(root: Path) -> dict[str, bytes]:
+        skip = "triton-llm-versions.json"
+        return {
+            str(p.relative_to(root)): p.read_bytes()
+            for p in root.rglob("*")
+            if p.is_file() and p.name != skip
+        }
+
+    assert tree(one) == tree(two)
+    # syncing again writes nothing; a repository that diverged is an error naming the fix
+    assert _sync(cpu_engine_cache, "--key", engines.a, "--key", engines.b, "--repo", str(one)).returncode == 0
+    assert tree(one) == tree(two)
+    diverged = _sync(cpu_engine_cache, "--key", engines.b, "--repo", str(one))
+    assert (
+        diverged.returncode == 2
+        and "diverged" in diverged.stderr
+        and "remove the repository" in diverged.stderr
+    )
+    # a corrupt engine is never written into a repository
+    corrupt = _sync(cpu_engine_cache, "--key", engines.corrupt, "--repo", str(tmp_path / "replica-3"))
+    assert corrupt.returncode == 1 and "sha256 mismatch" in corrupt.stderr
+    assert not (tmp_path / "replica-3" / "tensorrt_llm").exists()

@@ -199,6 +199,7 @@ def run_render(args: argparse.Namespace) -> int:
             local.engine_dir, local.serving, local.tokenizer_dir, local.checkpoint_dir
         )  # fmt: skip
         label = f"the {local.backend} engine in {local.engine_dir}"
+        engine_key = ""
     else:
         if args.ref is None:
             raise UsageError("pass a RECIPE|KEY, or --engine-dir DIR for a local engine directory")
@@ -213,6 +214,7 @@ def run_render(args: argparse.Namespace) -> int:
             engine.engine_dir, engine.recipe.serving, engine.tokenizer_dir, engine.checkpoint_dir
         )  # fmt: skip
         label = f"engine {engine.key[:12]}"
+        engine_key = engine.key
     out = render_repository(
         engine_dir,
         serving=serving,
@@ -220,6 +222,7 @@ def run_render(args: argparse.Namespace) -> int:
         tokenizer_dir=tokenizer_dir,
         checkpoint_dir=checkpoint_dir,
         overwrite=args.force,
+        engine_key=engine_key,
     )
     print(f"rendered {out} for {label}")
     return 0

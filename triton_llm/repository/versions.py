@@ -8,12 +8,12 @@ Triton reads one ``config.pbtxt`` per model, not per version, so the layout is:
   checkpoint, limits). The python models read their parameters from config.pbtxt overlaid with
   ``version.json`` (:func:`triton_llm.repository._pb.model_parameters`). The shared config.pbtxt
   changes only in ``version_policy`` (which versions are loaded), a field Triton ignores when it
-  decides whether a loaded version must reload (facts file, ``model_updates``), so loading N+1
+  decides whether a loaded version must reload (facts: ``triton_model_updates.json``), so loading N+1
   never reloads N.
 - ``ensemble`` and ``tensorrt_llm_bls`` are *routers* with one version: their config pins the
   version of every model they call (``model_version: N``). Switching traffic to N+1 rewrites and
   reloads the routers; a request holds the router and step models it started with until its last
-  response (facts file), so no stream mixes versions.
+  response (``triton_model_updates.json``), so no stream mixes versions.
 
 ``triton-llm-versions.json`` at the repository root (a file, which Triton never takes for a model)
 records every version's engine key and the configs it was rendered with, which versions are
