@@ -258,6 +258,9 @@ class Load:
 
 def check_swap(served: Served, command: list[str], *, old: str, new: str) -> None:
     """Run an update command under load and check the issue's guarantees."""
+    serving = served.state()["serving"]
+    reloads = [f'"loading: {m}:{serving}"' for m in ("preprocessing", "tensorrt_llm", "postprocessing")]
+    loads_before = [served.log.read_text().count(x) for x in reloads]
     with Load(served) as load:
         before = time.monotonic()
         done = served.cli(*command)
@@ -265,6 +268,8 @@ def check_swap(served: Served, command: list[str], *, old: str, new: str) -> Non
         time.sleep(6)  # new requests after the switch
         rss_after = served.rss()
     assert done.returncode == 0, done.stderr + done.stdout
+    # the serving version stays loaded as it is while the new one loads beside it (no second copy)
+    assert [served.log.read_text().count(x) for x in reloads] == loads_before, "the serving version reloaded"
     failed = [s for s in load.streams if s.error]
     assert not failed, f"{len(failed)} of {len(load.streams)} streams failed: {failed[0].error}"
     mixed = [s for s in load.streams if len(s.keys) != 1]
