@@ -21,9 +21,10 @@ before, which is still on disk.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
     from triton_llm.settings import Settings
 
 Say = Callable[[str], None]
+LOCK_FILE = ".triton-llm-update.lock"  # at the repository root: Triton takes only directories for models
 
 
 @dataclass(frozen=True)
@@ -207,6 +209,29 @@ class TritonControl:
         out = [int(x) for x in ids[:length]]
         prefix = golden["input_ids"]
         return out[len(prefix) :] if out[: len(prefix)] == prefix and len(out) > len(prefix) else out
+
+
+@contextlib.contextmanager
+def repository_lock(repo: Path) -> Iterator[None]:
+    """One update, rollback or sync of a repository at a time.
+
+    Raises:
+        UsageError: another one holds the lock.
+    """
+    import fcntl
+
+    path = repo / LOCK_FILE
+    with path.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UsageError(
+                f"another update, rollback or sync of {repo} is running", path=str(path)
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 # --- the swap ----------------------------------------------------------------------------------
@@ -379,19 +404,28 @@ def update(
         ServeError: N+1 failed to load, the smoke gate or the switch; N keeps serving.
     """
     from triton_llm.launch.prepare import engine_files
-    from triton_llm.repository.versions import add_version, read_state
+    from triton_llm.repository.versions import add_version, drop_version, read_state
 
-    state = read_state(target.repo)
-    if state is None or state.serving is None:
-        raise NotFoundError(
-            f"{target.repo} is not a versioned repository",
-            path=str(target.repo),
-            hint="serve it with `triton-llm serve`, or write it with `triton-llm repo sync`",
-        )
-    engine = _restore(key, settings=settings, say=say)
-    golden = _check_fits(engine, state, target)
-    _, record = add_version(target.repo, engine_files(engine), engine_key=engine.key)
-    return swap(target, record.version, golden=golden, drain_timeout=drain_timeout, say=say, fresh=True)
+    with repository_lock(target.repo):
+        state = read_state(target.repo)
+        if state is None or state.serving is None:
+            raise NotFoundError(
+                f"{target.repo} is not a versioned repository",
+                path=str(target.repo),
+                hint="serve it with `triton-llm serve`, or write it with `triton-llm repo sync`",
+            )
+        engine = _restore(key, settings=settings, say=say)
+        golden = _check_fits(engine, state, target)
+        _, record = add_version(target.repo, engine_files(engine), engine_key=engine.key)
+        try:
+            return swap(
+                target, record.version, golden=golden, drain_timeout=drain_timeout, say=say, fresh=True
+            )
+        except ServerUnavailableError:  # nothing was loaded: forget the version written for it
+            state = read_state(target.repo)
+            if state is not None and state.serving != record.version:
+                drop_version(target.repo, state, record.version)
+            raise
 
 
 def rollback(
@@ -411,9 +445,10 @@ def rollback(
         raise NotFoundError(
             f"{target.repo} has no earlier serving version to roll back to", path=str(target.repo)
         )
-    engine = _restore(state.record(previous).engine_key, settings=settings, say=say)
-    golden = _check_fits(engine, state, target)
-    return swap(target, previous, golden=golden, drain_timeout=drain_timeout, say=say)
+    with repository_lock(target.repo):
+        engine = _restore(state.record(previous).engine_key, settings=settings, say=say)
+        golden = _check_fits(engine, state, target)
+        return swap(target, previous, golden=golden, drain_timeout=drain_timeout, say=say)
 
 
 # --- sync --------------------------------------------------------------------------------------
@@ -464,16 +499,24 @@ def sync(
         UsageError: the serving version is not among the versions; the repository diverged.
         IntegrityError, NotFoundError: see :func:`triton_llm.engine.local.restore_engine`.
     """
-    from triton_llm.launch.prepare import engine_files
-    from triton_llm.repository.versions import add_version, read_state, write_configs, write_state
-
     if serving not in versions:
         raise UsageError(f"serving version {serving} is not among the versions {sorted(versions)}")
     if sorted(versions) != list(range(1, len(versions) + 1)):
         raise UsageError(f"versions must be numbered 1..n without gaps (got {sorted(versions)})")
     repo = repo.absolute()
+    repo.mkdir(parents=True, exist_ok=True)
+    with repository_lock(repo):
+        return _sync_locked(repo, versions, serving, settings=settings, say=say)
+
+
+def _sync_locked(
+    repo: Path, versions: dict[int, str], serving: int, *, settings: Settings, say: Say
+) -> list[int]:
+    from triton_llm.launch.prepare import engine_files
+    from triton_llm.repository.versions import add_version, read_state, write_configs, write_state
+
     state = read_state(repo)
-    if state is None and repo.exists() and any(repo.iterdir()):
+    if state is None and any(p.name != LOCK_FILE for p in repo.iterdir()):
         raise UsageError(f"{repo} is not empty and not a versioned repository", path=str(repo))
     existing = state.versions if state is not None else {}
     diverged = [v for v, r in existing.items() if versions.get(v) != r.engine_key]
@@ -488,7 +531,6 @@ def sync(
         if version in existing:
             continue
         engine = _restore(versions[version], settings=settings, say=say)
-        repo.mkdir(parents=True, exist_ok=True)
         state, record = add_version(repo, engine_files(engine), engine_key=engine.key)
         assert record.version == version  # numbered 1..n, written in order
         written.append(version)

@@ -290,6 +290,7 @@ def add_version(
                 target = tmp / rel[len(f"{model}/{version}/") :]
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(data)
+        _precompile(tmp)
         tmp.rename(final)
     state.versions[version] = record
     if fresh:
@@ -303,6 +304,27 @@ def add_version(
         write_configs(repo, state)
     write_state(repo, state)
     return state, record
+
+
+def _precompile(version_dir: Path) -> None:
+    """Write ``model.py``'s bytecode next to it now (unchecked hash: never rewritten).
+
+    Otherwise the python backend's import writes ``__pycache__`` into the version directory as the
+    version loads; Triton then sees the version modified and loads a second copy of it on the next
+    load of the model (facts: ``triton_model_updates.json``). The stub runs this interpreter (same
+    cache tag).
+    """
+    import importlib.util
+    import py_compile
+
+    source = version_dir / "model.py"
+    if source.is_file():
+        py_compile.compile(
+            str(source),
+            cfile=importlib.util.cache_from_source(str(source)),
+            doraise=True,
+            invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+        )
 
 
 def drop_version(repo: Path, state: RepositoryState, version: int) -> None:
