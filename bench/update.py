@@ -106,8 +106,18 @@ class Server:
         return total
 
     def stop(self) -> None:
+        """SIGTERM (serve stops Triton); the whole process tree is killed if it is not gone in 60 s."""
+        import psutil
+
+        tree = [psutil.Process(self.proc.pid)]
+        with contextlib.suppress(psutil.NoSuchProcess):
+            tree += tree[0].children(recursive=True)
         self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(timeout=120)
+        _, alive = psutil.wait_procs(tree, timeout=60)
+        for p in alive:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                p.kill()
+        self.proc.wait(timeout=30)
 
 
 def _stream(url: str) -> tuple[bool, set[str]]:
