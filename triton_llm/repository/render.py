@@ -151,12 +151,8 @@ def plan_parameters(
     engine_dir: Path,
     tokenizer_dir: Path,
     checkpoint_dir: Path | None = None,
-    engine_key: str = "",
 ) -> dict[str, dict[str, str]]:
     """Template parameters for each model, from the engine config and serving settings.
-
-    ``engine_key`` is what postprocessing and the BLS return in every response's ``engine_key``
-    (empty when the engine has no store key, e.g. ``repo render --engine-dir``).
 
     Raises:
         IncompatibleError: the engine config lacks build_config limits, a cpu engine has no
@@ -209,7 +205,6 @@ def plan_parameters(
             "triton_max_batch_size": batch,
             "tokenizer_dir": tokenizer,
             "skip_special_tokens": "true",
-            "engine_key": engine_key,
             "postprocessing_instance_count": str(serving.postprocessing_instances),
         },
         "ensemble": {"triton_max_batch_size": batch},
@@ -218,7 +213,6 @@ def plan_parameters(
             "decoupled_mode": _b(serving.decoupled),
             "tokenizer_dir": tokenizer,
             "skip_special_tokens": "true",
-            "engine_key": engine_key,
             "bls_instance_count": "1",
         },
     }
@@ -313,32 +307,6 @@ def read_engine_config(engine_dir: Path) -> dict[str, Any]:
     return config
 
 
-def render_engine_files(
-    engine_dir: Path,
-    *,
-    serving: Serving,
-    tokenizer_dir: Path | None = None,
-    checkpoint_dir: Path | None = None,
-    engine_key: str = "",
-) -> dict[str, bytes]:
-    """Every file of the repository for the engine in ``engine_dir`` (see :func:`render_repository`).
-
-    Raises:
-        ConfigError, NotFoundError, IncompatibleError: see :func:`render_repository`.
-    """
-    engine_dir = engine_dir.resolve()
-    config = read_engine_config(engine_dir)
-    params = plan_parameters(
-        config,
-        serving=serving,
-        engine_dir=engine_dir,
-        tokenizer_dir=(tokenizer_dir or engine_dir / "tokenizer").resolve(),
-        checkpoint_dir=checkpoint_dir.resolve() if checkpoint_dir is not None else None,
-        engine_key=engine_key,
-    )
-    return render_files(params, cpu=is_cpu_engine(config))
-
-
 def render_repository(
     engine_dir: Path,
     *,
@@ -347,7 +315,6 @@ def render_repository(
     tokenizer_dir: Path | None = None,
     checkpoint_dir: Path | None = None,
     overwrite: bool = False,
-    engine_key: str = "",
 ) -> Path:
     """Render the repository for the engine in ``engine_dir`` into a fresh ``out`` directory.
 
@@ -358,7 +325,6 @@ def render_repository(
         tokenizer_dir: defaults to ``engine_dir / "tokenizer"``.
         checkpoint_dir: the TensorRT-LLM checkpoint a cpu engine serves.
         overwrite: replace an existing ``out``.
-        engine_key: the engine's store key, returned with every response (see :func:`plan_parameters`).
 
     Returns:
         ``out``.
@@ -367,13 +333,16 @@ def render_repository(
         ConfigError: ``out`` exists and is not empty, or a template problem.
         NotFoundError, IncompatibleError: see :func:`read_engine_config`, :func:`plan_parameters`.
     """
-    files = render_engine_files(
-        engine_dir,
+    engine_dir = engine_dir.resolve()
+    config = read_engine_config(engine_dir)
+    params = plan_parameters(
+        config,
         serving=serving,
-        tokenizer_dir=tokenizer_dir,
-        checkpoint_dir=checkpoint_dir,
-        engine_key=engine_key,
+        engine_dir=engine_dir,
+        tokenizer_dir=(tokenizer_dir or engine_dir / "tokenizer").resolve(),
+        checkpoint_dir=checkpoint_dir.resolve() if checkpoint_dir is not None else None,
     )
+    files = render_files(params, cpu=is_cpu_engine(config))
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise ConfigError(f"{out} exists and is not empty", path=str(out), hint="pass --force to replace it")
     tmp = out.parent / f".{out.name}.incomplete-{os.getpid()}"
@@ -406,28 +375,10 @@ class ServableEngine(Protocol):
     def checkpoint_dir(self) -> Path | None: ...
 
 
-def engine_files(engine: ServableEngine, *, engine_key: str = "") -> dict[str, bytes]:
-    """The repository files for ``engine`` (its serving settings, tokenizer and, for a cpu engine,
-    checkpoint), by relative path: the one way an engine becomes a repository's contents, written
-    as one directory by :func:`render_engine` or as a numbered version by ``repo update``.
-
-    Raises:
-        as :func:`render_engine_files`.
-    """
-    return render_engine_files(
-        engine.engine_dir,
-        serving=engine.serving,
-        tokenizer_dir=engine.tokenizer_dir,
-        checkpoint_dir=engine.checkpoint_dir,
-        engine_key=engine_key,
-    )
-
-
-def render_engine(
-    engine: ServableEngine, out: Path, *, overwrite: bool = False, engine_key: str = ""
-) -> Path:
-    """Render :func:`engine_files` into ``out``, a fresh directory (``repo render``, the tests and
-    the benchmarks).
+def render_engine(engine: ServableEngine, out: Path, *, overwrite: bool = False) -> Path:
+    """Render the repository for ``engine`` (its serving settings, tokenizer and, for a cpu engine,
+    checkpoint) into ``out``: the one way ``serve``, ``launch``, ``repo render``, the tests and the
+    benchmarks turn an engine into a repository.
 
     Raises:
         as :func:`render_repository`.
@@ -439,5 +390,4 @@ def render_engine(
         tokenizer_dir=engine.tokenizer_dir,
         checkpoint_dir=engine.checkpoint_dir,
         overwrite=overwrite,
-        engine_key=engine_key,
     )
