@@ -13,7 +13,6 @@ What must hold, for a store that starts answering 500 and for one that becomes u
 
 from __future__ import annotations
 
-import http.client
 import os
 import socket
 import struct
@@ -28,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.s3 import s3_env
+from tests.fixtures.s3 import forward, s3_env
 from tests.store.conftest import SMALL_PARTS, make_tree, tree_bytes
 from triton_llm.settings import Settings
 from triton_llm.store import open_store, publish
@@ -72,24 +71,8 @@ class FaultyStore:
                     self.close_connection = True
                     self.connection.close()  # RST: the store vanished mid-pull
                     return
-                length = int(self.headers.get("Content-Length") or 0)
-                body_in = self.rfile.read(length) if length else None
                 host, port = store.upstream.split(":")
-                conn = http.client.HTTPConnection(host, int(port), timeout=30)
-                try:
-                    conn.request(self.command, self.path, body=body_in, headers=dict(self.headers.items()))
-                    resp = conn.getresponse()
-                    data = resp.read()
-                    self.send_response(resp.status, resp.reason)
-                    for name, value in resp.getheaders():
-                        if name.lower() not in ("content-length", "transfer-encoding", "connection"):
-                            self.send_header(name, value)
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    if self.command != "HEAD":
-                        self.wfile.write(data)
-                finally:
-                    conn.close()
+                forward(self, host, int(port))
 
             do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _forward
 
