@@ -77,4 +77,4 @@ bench: apt venv aiperf ## run the benchmarks and rewrite bench/RESULTS.md sectio
 	$(BIN)/python -m bench $(ARGS)
 
 clean: ## remove the venv and caches
-	rm -rf $(VENV) $(AIPERF_VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(AIPERF_VENV) .pytest_cache .ruff_cache .mypy_cache

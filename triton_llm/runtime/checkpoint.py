@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from triton_llm._cpu_runtime import ARCHITECTURES
 from triton_llm.errors import IncompatibleError, NotFoundError
-
-SUPPORTED_ARCHITECTURES = ("LlamaForCausalLM", "MistralForCausalLM")
 
 
 @dataclass(frozen=True)
@@ -68,10 +67,10 @@ def read_checkpoint_config(checkpoint_dir: Path) -> ModelConfig:
     if "pretrained_config" in raw:  # an engine config.json: the checkpoint config is nested
         raw = raw["pretrained_config"]
     arch = raw.get("architecture")
-    if arch not in SUPPORTED_ARCHITECTURES:
+    if arch not in ARCHITECTURES:
         raise IncompatibleError(
             f"{path}: architecture {arch!r} is not supported by the CPU runtime "
-            f"(supported: {', '.join(SUPPORTED_ARCHITECTURES)})",
+            f"(supported: {', '.join(ARCHITECTURES)})",
             path=str(path),
             field="architecture",
             value=arch,

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from triton_llm._cpu_runtime import ARCHITECTURES
 from triton_llm.engine.backends.base import Action, Call
 from triton_llm.engine.backends.cpu_convert import (
     CONVERTER_VERSION,
@@ -26,7 +27,6 @@ from triton_llm.engine.model_info import ModelInfo
 from triton_llm.engine.recipe import Recipe
 from triton_llm.errors import RecipeError
 
-SUPPORTED_ARCHITECTURES = ("LlamaForCausalLM", "MistralForCausalLM")
 SUPPORTED_DTYPES = ("float32", "bfloat16", "float16")
 
 
@@ -70,11 +70,11 @@ class CpuBackend:
                     value=recipe.quantization.kv_cache_dtype,
                 )
             )
-        if model.architecture not in SUPPORTED_ARCHITECTURES:
+        if model.architecture not in ARCHITECTURES:
             problems.append(
                 RecipeError(
                     f"model architecture {model.architecture!r}: the cpu backend supports "
-                    f"{', '.join(SUPPORTED_ARCHITECTURES)} (Llama family)",
+                    f"{', '.join(ARCHITECTURES)} (Llama family)",
                     field="model",
                     value=model.architecture,
                 )
