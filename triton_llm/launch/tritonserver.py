@@ -97,7 +97,9 @@ def tritonserver_argv(
 ) -> list[str]:
     """The ``tritonserver`` command line for one rank, in TensorRT-LLM's leader mode.
 
-    Rank 0 serves HTTP, gRPC and metrics and loads every model. Ranks above 0 load only
+    Rank 0 serves HTTP, gRPC and metrics and loads every model; it asks for Triton's latency
+    histograms (time to first response: Triton >= 2.52 exports them only when asked; 2.51
+    accepts and ignores the key). Ranks above 0 load only
     ``tensorrt_llm`` with all endpoints off. Each rank gets its own python-backend
     shared-memory prefix (``{shm_prefix}{rank}_``) so ranks on one host never collide in
     ``/dev/shm``; give concurrent groups on one host distinct ``shm_prefix`` values.
@@ -111,7 +113,12 @@ def tritonserver_argv(
         f"--log-verbose={log_verbose}",
     ]
     if rank == 0:
-        argv += [f"--http-port={http_port}", f"--grpc-port={grpc_port}", f"--metrics-port={metrics_port}"]
+        argv += [
+            f"--http-port={http_port}",
+            f"--grpc-port={grpc_port}",
+            f"--metrics-port={metrics_port}",
+            "--metrics-config=histogram_latencies=true",
+        ]
     else:
         argv += [
             "--model-control-mode=explicit",
