@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 import pytest
 
 from triton_llm.errors import ConfigError, IntegrityError, UsageError
@@ -100,3 +103,17 @@ def test_store_uris() -> None:
     for bad in ("s3:///nobucket", "file://host/x", "gs://b/x", "relative/dir"):
         with pytest.raises(ConfigError):
             parse_store_uri(bad)
+
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_a_manifest_written_before_the_dataclass_rewrite_keeps_its_bytes_and_digest() -> None:
+    """Digests name manifests: ``manifest-v1.json`` was written by the pydantic-based Manifest
+    (non-ASCII, nested, float, bool and null inputs; an empty file); it must round-trip byte-exact."""
+    stored = (DATA / "manifest-v1.json").read_bytes()
+    m = parse_manifest(stored, stage="engine", key="cafe" * 16)
+    assert m.to_bytes() == stored
+    assert m.digest() == hashlib.sha256(stored).hexdigest()
+    assert m.digest() == "a95898af290f806b8a8c43b46a296874c47584797d7c1248338249282df13d26"
+    assert [f.size for f in m.files] == [10240, 0, 6]
