@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,7 +33,7 @@ def _manifest(**over: object) -> Manifest:
         "created": "2026-01-01T00:00:00+00:00",
     }
     base.update(over)
-    return Manifest.model_validate(base)
+    return Manifest(**base)  # type: ignore[arg-type]  # base holds values of mixed types
 
 
 @pytest.mark.parametrize(
@@ -117,3 +119,43 @@ def test_a_manifest_written_before_the_dataclass_rewrite_keeps_its_bytes_and_dig
     assert m.digest() == hashlib.sha256(stored).hexdigest()
     assert m.digest() == "a95898af290f806b8a8c43b46a296874c47584797d7c1248338249282df13d26"
     assert [f.size for f in m.files] == [10240, 0, 6]
+
+
+@pytest.mark.parametrize(
+    ("edit", "needle"),
+    [
+        (lambda d: d.update(extra=1), "unknown field(s) extra"),
+        (lambda d: d.pop("upload_id"), "missing field(s) upload_id"),
+        (lambda d: d.update(format="1"), "format: expected int"),
+        (lambda d: d.update(format=True), "format: expected int"),
+        (lambda d: d.update(files={}), "files: expected list"),
+        (lambda d: d.update(versions=[]), "versions: expected dict"),
+        (lambda d: d["files"][0].update(size=-1), "size of a/b.bin: expected >= 0"),
+        (lambda d: d["files"][0].update(size="10"), "size: expected int"),
+        (lambda d: d["files"][0].update(part_size=0), "part_size of a/b.bin: expected >= 1"),
+        (lambda d: d["files"][0].update(part_sha256=[1, 2, 3]), "part_sha256 of a/b.bin: expected strings"),
+        (lambda d: d["files"][0].pop("sha256"), "FileEntry: missing field(s) sha256"),
+        (lambda d: d["files"].append("x"), "FileEntry: expected an object"),
+    ],
+)
+def test_schema_violations_are_integrity_errors(edit: Any, needle: str) -> None:
+    data = json.loads(_manifest().to_bytes())
+    edit(data)
+    with pytest.raises(IntegrityError, match="manifest of engine/abc123 is invalid") as caught:
+        parse_manifest(json.dumps(data).encode(), stage="engine", key="abc123")
+    assert needle in str(caught.value)
+
+
+@pytest.mark.parametrize("data", [b"", b"[]", b"\xff\xfe", b"[" * 100_000])
+def test_non_object_or_undecodable_manifest_is_an_integrity_error(data: bytes) -> None:
+    with pytest.raises(IntegrityError, match="manifest of engine/k is invalid"):
+        parse_manifest(data, stage="engine", key="k")
+
+
+def test_to_dict_is_the_stored_object_and_can_leave_out_files() -> None:
+    m = _manifest(versions={"v": "1"})
+    assert m.to_dict() == json.loads(m.to_bytes())
+    assert list(m.to_dict(files=False)) == [
+        "format", "stage", "key", "upload_id", "fingerprint_inputs", "versions", "created"
+    ]  # fmt: skip
+    assert Manifest.from_dict(m.to_dict()) == m
