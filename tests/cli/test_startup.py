@@ -103,7 +103,34 @@ def test_a_pull_imports_neither_the_pipeline_nor_an_aws_sdk(
     for _ in range(2):  # a restore, then a no-op
         code, modules = imported_by(["engine", "pull", key, "--dest", dest], tmp_path, env=env)
         assert code == 0
-        allowed = {"pydantic", "pydantic_core", "triton_llm.settings", "triton_llm.store"}
+        allowed = {"triton_llm.settings", "triton_llm.store"}
+        assert [m for m in heavy(modules) if not any(m == a or m.startswith(a + ".") for a in allowed)] == []
+    assert (tmp_path / "dest" / ".triton-llm-entry.json").is_file()
+
+
+def test_a_file_store_pull_imports_no_pydantic(tmp_path: Path) -> None:
+    """`engine pull KEY --dest DIR` from a file:// store (a restore, then the no-op pull that must
+    take < 0.3 s) loads neither pydantic nor yaml: settings and manifests are plain dataclasses."""
+    import os
+
+    from tests.store.conftest import make_tree
+    from triton_llm.settings import Settings, TransferSettings
+    from triton_llm.store import open_store, publish
+
+    key = "beef" * 16
+    uri = (tmp_path / "store").as_uri()
+    src = make_tree(tmp_path / "src", seed=2, big=1000)
+    store = open_store(uri, settings=Settings())
+    transfer = TransferSettings()
+    publish(store, src, stage="checkpoint", key=key, fingerprint_inputs={}, versions={}, transfer=transfer)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRITON_LLM_")}
+    env.update(TRITON_LLM_STORE=uri, TRITON_LLM_CONFIG=str(tmp_path / "no-config.yaml"))
+    dest = str(tmp_path / "dest")
+    for _ in range(2):  # a restore, then a no-op
+        code, modules = imported_by(["engine", "pull", key, "--dest", dest], tmp_path, env=env)
+        assert code == 0
+        assert sorted(m for m in modules if m.split(".")[0] in ("pydantic", "pydantic_core")) == []
+        allowed = {"triton_llm.settings", "triton_llm.store"}
         assert [m for m in heavy(modules) if not any(m == a or m.startswith(a + ".") for a in allowed)] == []
     assert (tmp_path / "dest" / ".triton-llm-entry.json").is_file()
 

@@ -148,7 +148,7 @@ def run_ls(args: argparse.Namespace) -> int:
 
     entries = list_entries(open_store(settings.store_uri(), settings=settings), stage=args.stage)
     if args.json:
-        json.dump([m.model_dump(mode="json", exclude={"files"}) for m in entries], sys.stdout, indent=1)
+        json.dump([m.to_dict(files=False) for m in entries], sys.stdout, indent=1)
         print()
         return 0
     print(f"{'STAGE':10} {'KEY':64} {'SIZE':>10} {'BACKEND':7} {'GPU':10} CREATED")
@@ -165,7 +165,7 @@ def run_show(args: argparse.Namespace) -> int:
 
     settings = settings_from_args(args)
     manifest = find_entry(open_store(settings.store_uri(), settings=settings), args.key)
-    print(json.dumps(manifest.model_dump(mode="json"), indent=1, sort_keys=True))
+    print(json.dumps(manifest.to_dict(), indent=1, sort_keys=True))
     return 0
 
 

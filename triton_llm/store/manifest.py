@@ -11,14 +11,14 @@ so a restore verifies parts in parallel while they stream in.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import PurePosixPath
-from typing import Any
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from typing import Any, TypeVar, cast
 
 from triton_llm.errors import IntegrityError, UsageError
 
@@ -29,31 +29,159 @@ _KEY_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,199}$")
 _SKIP_SUFFIXES = (".incomplete", ".triton-llm-entry.json", ".triton-llm-entry.lock")
 
 
-class FileEntry(BaseModel):
-    """One file of an entry."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    path: str = Field(description="relative POSIX path inside the entry")
-    size: int = Field(ge=0)
-    sha256: str = Field(description="hex sha256 of the whole file")
-    part_size: int = Field(ge=1, description="size of the slices digested in part_sha256")
-    part_sha256: list[str] = Field(description="hex sha256 of each part_size slice, in order")
+class ManifestSchemaError(ValueError):
+    """A manifest (or one of its file entries) breaks the schema; :func:`parse_manifest` reports
+    it as an :class:`IntegrityError`."""
 
 
-class Manifest(BaseModel):
-    """The record that makes an entry exist; written last, with a conditional create."""
+_E = TypeVar("_E")
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+
+def _check_schema(obj: Any, types: dict[str, type]) -> None:
+    """The one schema check of :class:`FileEntry` and :class:`Manifest`: each field has exactly
+    its JSON type (no coercion: a stored manifest is written by us, so anything else is corrupt).
+
+    Raises:
+        ManifestSchemaError: names the first field of the wrong type.
+    """
+    for name, expected in types.items():
+        value = getattr(obj, name)
+        if isinstance(value, bool) or not isinstance(value, expected):
+            raise ManifestSchemaError(f"{name}: expected {expected.__name__}, got {value!r}")
+
+
+def _from_dict(cls: type[_E], data: Any) -> _E:
+    """``cls(**data)`` for a decoded JSON object: exactly the declared keys, defaults allowed."""
+    if not isinstance(data, dict):
+        raise ManifestSchemaError(f"{cls.__name__}: expected an object, got {data!r}")
+    fields = {f.name: f for f in dataclasses.fields(cast(Any, cls))}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ManifestSchemaError(f"{cls.__name__}: unknown field(s) {', '.join(unknown)}")
+    missing = [
+        n for n, f in fields.items()
+        if n not in data and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]  # fmt: skip
+    if missing:
+        raise ManifestSchemaError(f"{cls.__name__}: missing field(s) {', '.join(missing)}")
+    return cls(**data)
+
+
+@dataclass(frozen=True, kw_only=True)
+class FileEntry:
+    """One file of an entry.
+
+    Attributes:
+        path: relative POSIX path inside the entry.
+        size: bytes, >= 0.
+        sha256: hex sha256 of the whole file.
+        part_size: size of the slices digested in ``part_sha256``, >= 1.
+        part_sha256: hex sha256 of each ``part_size`` slice, in order.
+    """
+
+    path: str
+    size: int
+    sha256: str
+    part_size: int
+    part_sha256: list[str]
+
+    def __post_init__(self) -> None:
+        _check_schema(self, {"path": str, "size": int, "sha256": str, "part_size": int, "part_sha256": list})
+        if self.size < 0:
+            raise ManifestSchemaError(f"size of {self.path}: expected >= 0, got {self.size}")
+        if self.part_size < 1:
+            raise ManifestSchemaError(f"part_size of {self.path}: expected >= 1, got {self.part_size}")
+        if not all(isinstance(h, str) for h in self.part_sha256):
+            raise ManifestSchemaError(f"part_sha256 of {self.path}: expected strings")
+
+    @classmethod
+    def from_dict(cls, data: Any) -> FileEntry:
+        """A file entry from its decoded JSON object.
+
+        Raises:
+            ManifestSchemaError: a key is missing or unknown, or a value has the wrong type.
+        """
+        return _from_dict(cls, data)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object of this file entry."""
+        return {
+            "path": self.path,
+            "size": self.size,
+            "sha256": self.sha256,
+            "part_size": self.part_size,
+            "part_sha256": list(self.part_sha256),
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class Manifest:
+    """The record that makes an entry exist; written last, with a conditional create.
+
+    Attributes:
+        format: manifest format version.
+        stage, key: the entry's name.
+        upload_id: the data lives under ``<stage>/<key>/data/<upload_id>/``.
+        files: every file of the entry.
+        fingerprint_inputs: the inputs the key was computed from.
+        versions: tool versions.
+        created: UTC ISO-8601 creation time.
+    """
 
     format: int = MANIFEST_FORMAT
     stage: str
     key: str
-    upload_id: str = Field(description="the data lives under <stage>/<key>/data/<upload_id>/")
+    upload_id: str
     files: list[FileEntry]
-    fingerprint_inputs: dict[str, Any] = Field(default_factory=dict)
-    versions: dict[str, Any] = Field(default_factory=dict)
-    created: str = Field(description="UTC ISO-8601 creation time")
+    fingerprint_inputs: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, Any] = field(default_factory=dict)
+    created: str
+
+    def __post_init__(self) -> None:
+        _check_schema(
+            self,
+            {"format": int, "stage": str, "key": str, "upload_id": str, "files": list, "created": str,
+             "fingerprint_inputs": dict, "versions": dict},
+        )  # fmt: skip
+        if not all(isinstance(f, FileEntry) for f in self.files):
+            raise ManifestSchemaError("files: expected FileEntry items")
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Manifest:
+        """A manifest from its decoded JSON object.
+
+        Raises:
+            ManifestSchemaError: a key is missing or unknown, or a value has the wrong type.
+        """
+        if isinstance(data, dict) and isinstance(data.get("files"), list):
+            data = {**data, "files": [FileEntry.from_dict(f) for f in data["files"]]}
+        return _from_dict(cls, data)
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> Manifest:
+        """A manifest from its stored JSON bytes (see :func:`parse_manifest` for the full check).
+
+        Raises:
+            ManifestSchemaError: not JSON, or the schema is broken.
+        """
+        try:
+            decoded = json.loads(data)
+        except (ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            raise ManifestSchemaError(f"invalid JSON: {e}") from None
+        return cls.from_dict(decoded)
+
+    def to_dict(self, *, files: bool = True) -> dict[str, Any]:
+        """The JSON object of this manifest (without ``files`` when ``files`` is False)."""
+        out: dict[str, Any] = {
+            "format": self.format,
+            "stage": self.stage,
+            "key": self.key,
+            "upload_id": self.upload_id,
+        }
+        if files:
+            out["files"] = [f.to_dict() for f in self.files]
+        out.update(fingerprint_inputs=self.fingerprint_inputs, versions=self.versions, created=self.created)
+        return out
 
     @property
     def total_size(self) -> int:
@@ -62,7 +190,7 @@ class Manifest(BaseModel):
 
     def to_bytes(self) -> bytes:
         """Canonical JSON bytes, as stored."""
-        return (json.dumps(self.model_dump(mode="json"), sort_keys=True, indent=1) + "\n").encode()
+        return (json.dumps(self.to_dict(), sort_keys=True, indent=1) + "\n").encode()
 
     def digest(self) -> str:
         """Hex sha256 of :meth:`to_bytes`; names this exact manifest."""
@@ -154,9 +282,9 @@ def parse_manifest(data: bytes, *, stage: str, key: str) -> Manifest:
         IntegrityError: not valid JSON/schema, or it names another stage/key, or a bad path.
     """
     try:
-        manifest = Manifest.model_validate_json(data)
-    except ValidationError as e:
-        raise IntegrityError(f"manifest of {stage}/{key} is invalid: {e.errors()[0]['msg']}", key=key) from e
+        manifest = Manifest.from_json(data)
+    except ManifestSchemaError as e:
+        raise IntegrityError(f"manifest of {stage}/{key} is invalid: {e}", key=key) from e
     if (manifest.stage, manifest.key) != (stage, key):
         raise IntegrityError(
             f"manifest stored at {stage}/{key} names {manifest.stage}/{manifest.key}", key=key
