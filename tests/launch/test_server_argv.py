@@ -8,7 +8,9 @@ from pathlib import Path
 from triton_llm.launch.tritonserver import TritonInstall, tritonserver_argv
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "helm" / "triton-llm" / "dashboards" / "triton-llm.json"
-INSTALL = TritonInstall(binary=Path("/opt/tritonserver/bin/tritonserver"), backend_dir=Path("/b"), root=Path("/"))
+INSTALL = TritonInstall(
+    binary=Path("/opt/tritonserver/bin/tritonserver"), backend_dir=Path("/b"), root=Path("/")
+)
 
 
 def test_rank0_enables_the_latency_histograms_the_dashboard_reads() -> None:
