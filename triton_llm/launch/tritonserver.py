@@ -112,6 +112,9 @@ def tritonserver_argv(
     ]
     if rank == 0:
         argv += [f"--http-port={http_port}", f"--grpc-port={grpc_port}", f"--metrics-port={metrics_port}"]
+        # Time-to-first-token histogram (nv_inference_first_response_histogram_ms) for the chart's dashboard:
+        # Triton 2.52+ exports it only with this key (core c815a13); 2.51 ignores the key.
+        argv.append("--metrics-config=histogram_latencies=true")
     else:
         argv += [
             "--model-control-mode=explicit",
