@@ -61,7 +61,7 @@ TWIN_GAPS = {
     "launcher passes",
     "Time per output token (mean)": f"needs {FIRST_RESPONSE}_sum, which the twin's Triton 2.51 lacks",
 }
-_VARIABLE = re.compile(r"\$\{(\w+)(?::\w+)?\}|\[\[(\w+)\]\]|\$(\w+)")
+_VARIABLE = re.compile(r"\$\{(\w+)(?::\w+)?\}|\[\[(\w+)\]\]|\$([A-Za-z_]\w*)")
 _LABEL_VALUES = re.compile(r"^\s*label_values\(\s*([a-zA-Z_:][\w:]*)\s*,\s*(\w+)\s*\)\s*$")
 
 

@@ -93,6 +93,11 @@ def test_no_query_leaves_a_variable_unsubstituted(run: dash.TwinRun) -> None:
 def test_a_variable_without_a_value_is_a_finding() -> None:
     with pytest.raises(dash.DashboardFinding, match=r"\$model"):
         dash.substitute('up{model="$model"}', {"namespace": "x"})
+    # a regex group reference such as label_replace's "$1" is PromQL, not a Grafana variable
+    assert (
+        dash.substitute('label_replace(up, "a", "$1", "b", "(.*)")', {})
+        == 'label_replace(up, "a", "$1", "b", "(.*)")'
+    )
 
 
 def test_the_rendered_picture_is_small(run: dash.TwinRun, tmp_path: Path) -> None:
