@@ -10,6 +10,8 @@ APT_PACKAGES := openmpi-bin libopenmpi-dev iproute2 procps curl
 # The deploy twin (tests/deploy): podman with runc, netavark/aardvark-dns (and iptables) for bridge networks
 # with DNS, catatonit for pod sandboxes, debootstrap for the Debian base image, OpenSSH for the group key.
 APT_PACKAGES += podman runc netavark aardvark-dns iptables catatonit debootstrap openssh-client openssh-server
+# Prometheus 2.42 evaluates the chart's Grafana dashboard queries on a real twin run (tests/helm).
+APT_PACKAGES += prometheus
 MODEL ?= smollm2-135m
 ARGS ?=
 export OMPI_ALLOW_RUN_AS_ROOT := 1

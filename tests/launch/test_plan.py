@@ -246,3 +246,12 @@ def test_with_an_absolute_mpirun_every_rank_keeps_the_plans_path() -> None:
     )
     relative = plan_mpi([["a"]], hosts=local_hosts(1), environ=env, group_id="g", mpirun="mpirun")
     assert relative.argv[-1:] == ["a"] and "/usr/bin/env" not in relative.argv
+
+
+def test_rank_0_exports_the_first_response_histogram_the_dashboard_reads() -> None:
+    """The dashboard's TTFT panels read nv_inference_first_response_histogram_ms, which Triton (2.52+)
+    exports only with --metrics-config=histogram_latencies=true (core c815a13); 2.51 ignores the key."""
+    plan = plan_triton_group(INSTALL, model_repo=Path("/repo"), tp=2, pp=1, hosts=local_hosts(2), environ={})
+    rank0, rank1 = _ranks(plan.argv)
+    assert "--metrics-config=histogram_latencies=true" in rank0
+    assert not any(a.startswith("--metrics-config") for a in rank1)  # metrics are off there
