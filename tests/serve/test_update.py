@@ -289,6 +289,35 @@ def check_swap(served: Served, command: list[str], *, old: str, new: str) -> Non
     assert peak - rss_after > 150 * MiB, f"RSS peak {peak / MiB:.0f} MiB, after {rss_after / MiB:.0f} MiB"
 
 
+SMOKES = 40  # smoke prompts before the unload; the leak they caused showed within 40 here, not within 5
+
+
+def test_smoke_prompts_leave_nothing_that_keeps_their_version_loaded(served: Served, cpu_engine: Any) -> None:
+    """The smoke gate's requests end so that Triton can unload the version they ran on.
+
+    It once cancelled its stream after the final response; Triton 2.51's gRPC frontend then
+    leaks the stream's state, which holds the model: the version stayed UNLOADING forever and
+    ``repo rollback`` waited out its drain (the hang that got this work reverted).
+    """
+    from triton_llm.launch.update import TritonControl
+    from triton_llm.repository.golden import read_golden
+
+    golden = read_golden(cpu_engine.engine_dir)
+    assert golden is not None
+    control = TritonControl(served.grpc_url)
+    try:
+        for _ in range(SMOKES):
+            assert control.generate_ids(1, golden) == golden["output_ids"]
+        control.client.unload_model("tensorrt_llm")
+        released = control.wait_released(("tensorrt_llm",), 1, timeout=60)
+        left = control.states().get(("tensorrt_llm", 1))
+    finally:
+        control.load("tensorrt_llm")  # version 1 serves again for the tests below
+        control.close()
+    assert released, f"tensorrt_llm version 1 is still {left} 60 s after its unload"
+    assert stream_once(served.grpc_url, "ensemble").keys == {cpu_engine.key}
+
+
 def test_update_under_load_loses_no_request_and_mixes_no_stream(served: Served, engines: Engines) -> None:
     check_swap(served, ["repo", "update", "--key", engines.b], old=engines.a, new=engines.b)
     state = served.state()
