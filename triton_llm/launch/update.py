@@ -178,6 +178,7 @@ class TritonControl:
             )
         results: queue.Queue[tuple[Any, Any]] = queue.Queue()
         self.client.start_stream(callback=lambda result, error: results.put((result, error)))
+        finished = False
         try:
             self.client.async_stream_infer(
                 "tensorrt_llm",
@@ -193,6 +194,7 @@ class TritonControl:
                 ],
                 model_version=str(version),
                 request_id="triton-llm-smoke",
+                enable_empty_final_response=True,
             )
             try:
                 result, error = results.get(timeout=timeout)
@@ -200,8 +202,12 @@ class TritonControl:
                 raise ServeError(  # noqa: B904 - the timeout is the whole story
                     f"smoke prompt: tensorrt_llm version {version} answered nothing in {timeout:.0f}s"
                 )
+            finished = error is not None or _is_final(result)
         finally:
-            self.client.stop_stream(cancel_requests=True)
+            # Cancel only a request that is still running. Triton 2.51's gRPC frontend leaks the
+            # state of a stream cancelled after its final response, and with it a reference to the
+            # model: that version would stay UNLOADING forever (triton_model_updates.json).
+            self.client.stop_stream(cancel_requests=not finished)
         if error is not None:
             raise ServeError(f"smoke prompt: tensorrt_llm version {version} failed: {error}")
         ids = result.as_numpy("output_ids").reshape(-1)
@@ -209,6 +215,12 @@ class TritonControl:
         out = [int(x) for x in ids[:length]]
         prefix = golden["input_ids"]
         return out[len(prefix) :] if out[: len(prefix)] == prefix and len(out) > len(prefix) else out
+
+
+def _is_final(result: Any) -> bool:
+    """Whether a streamed response carries Triton's final flag (``enable_empty_final_response``)."""
+    param = result.get_response().parameters.get("triton_final_response")
+    return param is not None and bool(param.bool_param)
 
 
 @contextlib.contextmanager
