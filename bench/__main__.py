@@ -1,7 +1,7 @@
 """Run every benchmark in turn (``make bench``); each rewrites its section of bench/RESULTS.md.
 
 ``python -m bench NAME ...`` runs only the named ones (store_restore, runtime_decode, serving, tp_decode,
-loadgen, frontend).
+loadgen, frontend, update).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import importlib
 import inspect
 import sys
 
-BENCHMARKS = ("store_restore", "runtime_decode", "serving", "tp_decode", "loadgen", "frontend")
+BENCHMARKS = ("store_restore", "runtime_decode", "serving", "tp_decode", "loadgen", "frontend", "update")
 
 
 def main(argv: list[str]) -> int:

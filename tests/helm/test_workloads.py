@@ -175,19 +175,21 @@ def test_pods_require_the_engines_gpu_product(render_ci) -> None:
     assert expr == {"key": "nvidia.com/gpu.product", "operator": "In", "values": ["NVIDIA-L40S"]}
 
 
-def test_init_containers_pull_then_render_the_engine_key(render_ci) -> None:
+def test_init_containers_pull_then_sync_the_versioned_repository(render_ci) -> None:
     pod = pod_specs(render_ci("lws-roce-values.yaml"))["worker"]
-    pull, render = pod["spec"]["initContainers"]
+    pull, sync = pod["spec"]["initContainers"]
     key = "3f2a9c1d0b7e4a5f8c6d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b"
     assert pull["command"][:4] == ["triton-llm", "engine", "pull", key]
     assert _flag(pull["command"], "--store") == "s3://models-prod/triton-llm"
-    assert render["command"][:4] == ["triton-llm", "repo", "render", key]
-    # the render restores into the same cache entry the pull verified, so nothing is downloaded twice
+    # every replica syncs the same versions from the store (issue 11), not an unversioned render
+    assert (sync["name"], sync["command"][:3]) == ("repo-sync", ["triton-llm", "repo", "sync"])
+    assert _flag(sync["command"], "--key") == key
+    # the sync restores into the same cache entry the pull verified, so nothing is downloaded twice
     assert _flag(pull["command"], "--dest") == f"/var/cache/triton-llm/entries/engine/{key}"
-    assert _flag(render["command"], "--store") == _flag(pull["command"], "--store")
+    assert _flag(sync["command"], "--store") == _flag(pull["command"], "--store")
     leader = container(pod_specs(render_ci("lws-roce-values.yaml"))["leader"])["command"]
     assert _flag(leader, "--engine-dir") == _flag(pull["command"], "--dest")
-    assert _flag(leader, "--model-repo") == _flag(render["command"], "--out")
+    assert _flag(leader, "--model-repo") == _flag(sync["command"], "--repo")
 
 
 def test_store_credentials_come_only_from_secret_references(render_ci) -> None:

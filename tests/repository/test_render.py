@@ -117,7 +117,12 @@ def test_tensor_names_match_the_inflight_batcher_llm_contract():
     assert inputs["top_k"] == ("TYPE_INT32", [1]) and inputs["seed"] == ("TYPE_UINT64", [1])
     assert inputs["stop_words"] == ("TYPE_STRING", [-1]) and inputs["bad_words"] == ("TYPE_STRING", [-1])
     assert {"end_id", "pad_id", "exclude_input_in_output", "beam_width"} <= set(inputs)
-    assert [(o.name, list(o.dims)) for o in ens.output] == [("text_output", [-1]), ("num_output_tokens", [1])]
+    # engine_key is a triton-llm addition: the engine that served each response (versioned repositories)
+    assert [(o.name, list(o.dims)) for o in ens.output] == [
+        ("text_output", [-1]),
+        ("num_output_tokens", [1]),
+        ("engine_key", [1]),
+    ]
     llm = parse("cpu", "tensorrt_llm")
     llm_in = {i.name: (model_config_pb2.DataType.Name(i.data_type), list(i.dims)) for i in llm.input}
     assert llm_in["input_ids"] == ("TYPE_INT32", [-1])

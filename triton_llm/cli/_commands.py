@@ -19,7 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("triton_llm.cli.doctor", "check the GPU, the Triton install and the TensorRT-LLM toolchain"),
     "serve": ("triton_llm.cli.serve", "serve a recipe or engine on Triton in the foreground"),
     "stream": ("triton_llm.cli.stream", "stream a completion from a running Triton server"),
-    "repo": ("triton_llm.cli.repo", "render the Triton model repository"),
+    "repo": ("triton_llm.cli.repo", "render, update, roll back and sync the Triton model repository"),
     "demo": ("triton_llm.cli.demo",
              "end-to-end demo: build smollm2-135m on CPU, serve it, stream a completion"),
     "bench": ("triton_llm.cli.bench",

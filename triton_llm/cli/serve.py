@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +14,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "serve",
         help="serve a recipe or engine on Triton in the foreground",
-        description="Ensure the engine (build it if needed), render the model repository into a fresh "
-        "directory and run tritonserver until SIGINT/SIGTERM. tp*pp > 1 goes through the MPI launcher.",
+        description="Ensure the engine (build it if needed), write a versioned model repository (the engine "
+        "is version 1) into a fresh directory and run tritonserver with explicit model control until "
+        "SIGINT/SIGTERM, so `triton-llm repo update` can swap engines under load. tp*pp > 1 goes through "
+        "the MPI launcher (and is updated at the replica level instead).",
         epilog="examples:\n  triton-llm serve smollm2-135m\n"
         "  triton-llm serve smollm2-135m --set serving.chat_template=false --grpc-port 9001\n"
         "  triton-llm serve smollm2-135m --openai-port 0    # no OpenAI API on :9000",
@@ -43,6 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from triton_llm.launch.prepare import prepare_repository
+    from triton_llm.launch.serving import serve
 
     settings = settings_from_args(args)
     prepared = prepare_repository(
@@ -52,62 +54,28 @@ def run(args: argparse.Namespace) -> int:
         backend=args.backend,
         repo_dir=args.repo_dir,
     )
-    engine, repo = prepared.engine, prepared.repo
-    print(f"model repository: {repo}", flush=True)
-    with _openai_frontend(args, model_name=engine.recipe.name):
-        return _serve(args, repo, engine)
-
-
-def _serve(args: argparse.Namespace, repo: Path, engine: Any) -> int:
-    world = engine.recipe.parallelism.world_size
-    if world > 1:
-        return _serve_group(args, repo, tp=engine.recipe.parallelism.tp, pp=engine.recipe.parallelism.pp)
-    from triton_llm.launch.tritonserver import TritonServer, run_foreground
-
-    server = TritonServer(
-        repo,
-        environ=os.environ,
-        http_port=args.http_port,
-        grpc_port=args.grpc_port,
-        metrics_port=args.metrics_port,
-        host=args.host,
-        log_verbose=args.log_verbose,
-    )
-    return run_foreground(server, ready_timeout=args.ready_timeout, on_ready=_announce)
+    print(f"model repository: {prepared.repo}", flush=True)
+    with _openai_frontend(args, model_name=prepared.engine.recipe.name):
+        return serve(
+            prepared,
+            settings=settings,
+            http_port=args.http_port,
+            grpc_port=args.grpc_port,
+            metrics_port=args.metrics_port,
+            host=args.host,
+            log_verbose=args.log_verbose,
+            ready_timeout=args.ready_timeout,
+            on_ready=_announce,
+        )
 
 
 def _announce(server: object) -> None:
     print(
         f"ready: gRPC {server.grpc_url}  HTTP {server.http_url}  "  # type: ignore[attr-defined]
-        f'(try: triton-llm stream "Hello" --url {server.grpc_url})',  # type: ignore[attr-defined]
+        f'(try: triton-llm stream "Hello" --url {server.grpc_url}; '  # type: ignore[attr-defined]
+        "update it with: triton-llm repo update --key KEY)",
         flush=True,
     )
-
-
-def _serve_group(args: argparse.Namespace, repo: Path, *, tp: int, pp: int) -> int:
-    """tp*pp > 1: one tritonserver per rank under mpirun (the launcher's single call site)."""
-    from triton_llm.launch.hosts import local_hosts
-    from triton_llm.launch.plan import plan_triton_group
-    from triton_llm.launch.runner import run_group
-    from triton_llm.launch.tritonserver import ensure_python_backend, find_triton, server_env
-
-    install = find_triton()
-    ensure_python_backend(install)
-    plan = plan_triton_group(
-        install,
-        model_repo=repo,
-        tp=tp,
-        pp=pp,
-        hosts=local_hosts(tp * pp),
-        environ=server_env(install, base=os.environ),
-        http_port=args.http_port,
-        grpc_port=args.grpc_port,
-        metrics_port=args.metrics_port,
-        log_verbose=args.log_verbose,
-        bind_address=args.host,
-        is_root=os.geteuid() == 0,
-    )
-    return run_group(plan, environ=os.environ)
 
 
 def _port(text: str) -> int:

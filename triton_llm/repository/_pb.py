@@ -5,15 +5,27 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 
 def model_parameters(args: dict[str, Any]) -> dict[str, str]:
-    """The ``parameters`` of the model's config.pbtxt as a flat name -> string mapping."""
+    """The model's parameters as a flat name -> string mapping.
+
+    Those of its config.pbtxt, overlaid with the ``parameters`` of ``<model dir>/<version>/version.json``
+    when the version has one: in a versioned repository (:mod:`triton_llm.repository.versions`) the
+    versions of one model share one config.pbtxt, and each version's own engine settings live there.
+    """
     config = json.loads(args["model_config"])
-    return {k: v.get("string_value", "") for k, v in config.get("parameters", {}).items()}
+    params = {k: v.get("string_value", "") for k, v in config.get("parameters", {}).items()}
+    repository, version = args.get("model_repository"), args.get("model_version")
+    if repository and version:
+        version_file = Path(repository) / str(version) / "version.json"
+        if version_file.is_file():
+            params.update(json.loads(version_file.read_text())["parameters"])
+    return params
 
 
 def model_config(args: dict[str, Any]) -> dict[str, Any]:

@@ -69,6 +69,10 @@ class BlsModel:
         self.pb = pb
         params = _pb.model_parameters(args)
         self.llm = params.get("tensorrt_llm_model_name") or "tensorrt_llm"
+        # A versioned repository pins the versions this BLS calls (-1: the server's default version).
+        self.llm_version = int(params.get("tensorrt_llm_model_version") or -1)
+        self.pre_version = int(params.get("preprocessing_model_version") or -1)
+        self.engine_key = params.get("engine_key", "").encode()
         self.skip = params.get("skip_special_tokens", "true").lower() == "true"
         self.tokenizer = load_tokenizer(params["tokenizer_dir"])
         self._threads: set[threading.Thread] = set()
@@ -98,7 +102,7 @@ class BlsModel:
                 return
             self._stopped.add(inner_id)
         self.pb.Logger.log_info(f"tensorrt_llm_bls: request {inner_id} cancelled by the client")
-        send_stop(self.pb, self.llm, inner_id)
+        send_stop(self.pb, self.llm, inner_id, model_version=self.llm_version)
 
     def _check_cancelled(self) -> None:
         with self._lock:
@@ -116,6 +120,7 @@ class BlsModel:
         try:
             pre = pb.InferenceRequest(
                 model_name="preprocessing",
+                model_version=self.pre_version,
                 inputs=self._tensors(request, _PRE_INPUTS),
                 requested_output_names=[*_PRE_TO_LLM],
             ).exec()
@@ -126,6 +131,7 @@ class BlsModel:
             streaming = bool(_pb.scalar(pb, request, "stream") or False)
             llm_request = pb.InferenceRequest(
                 model_name=self.llm,
+                model_version=self.llm_version,
                 inputs=inputs,
                 requested_output_names=["output_ids", "sequence_length"],
                 request_id=inner_id,
@@ -165,7 +171,12 @@ class BlsModel:
     def _send_text(self, sender: Any, text: str, tokens: int) -> None:
         out = np.array([[text.encode("utf-8")]], dtype=object)
         count = np.array([[tokens]], dtype=np.int32)
-        tensors = [self.pb.Tensor("text_output", out), self.pb.Tensor("num_output_tokens", count)]
+        key = np.array([[self.engine_key]], dtype=object)
+        tensors = [
+            self.pb.Tensor("text_output", out),
+            self.pb.Tensor("num_output_tokens", count),
+            self.pb.Tensor("engine_key", key),
+        ]
         sender.send(self.pb.InferenceResponse(output_tensors=tensors))
 
     def execute(self, requests: list[Any]) -> None:

@@ -55,10 +55,14 @@ def stop_tensors(pb: Any) -> list[Any]:
     ]
 
 
-def send_stop(pb: Any, model: str, request_id: str) -> None:
-    """Stop the ``model`` request with this id through BLS (blocks until it answers)."""
+def send_stop(pb: Any, model: str, request_id: str, *, model_version: int = -1) -> None:
+    """Stop the ``model`` request with this id through BLS (blocks until it answers).
+
+    ``model_version`` is the version that runs the request (-1: the server's default version).
+    """
     request = pb.InferenceRequest(
         model_name=model,
+        model_version=model_version,
         inputs=stop_tensors(pb),
         requested_output_names=["output_ids"],
         request_id=request_id,

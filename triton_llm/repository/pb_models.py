@@ -102,6 +102,9 @@ class PostprocessingModel:
         params = _pb.model_parameters(args)
         self.skip = _flag(params.get("skip_special_tokens", "true"))
         self.llm = params.get("tensorrt_llm_model_name") or "tensorrt_llm"
+        # In a versioned repository each postprocessing version stops its own tensorrt_llm version.
+        self.llm_version = int(params.get("tensorrt_llm_model_version") or -1)
+        self.engine_key = params.get("engine_key", "").encode()
         self.tokenizer = load_tokenizer(params["tokenizer_dir"])
         self.states = StreamStates(self.tokenizer, skip_special_tokens=self.skip)
         self._relay = ThreadPoolExecutor(max_workers=4, thread_name_prefix="cancel-relay")
@@ -119,7 +122,7 @@ class PostprocessingModel:
 
     def _send_stop(self, target: str) -> None:
         try:
-            send_stop(self.pb, self.llm, target)
+            send_stop(self.pb, self.llm, target, model_version=self.llm_version)
         except Exception as e:  # the server is shutting down, or the model is gone
             self.pb.Logger.log_error(f"postprocessing: could not stop {self.llm} request {target}: {e}")
 
@@ -159,6 +162,7 @@ class PostprocessingModel:
             output_tensors=[
                 pb.Tensor("OUTPUT", out),
                 pb.Tensor("NUM_OUTPUT_TOKENS", np.array(counts, dtype=np.int32)),
+                pb.Tensor("ENGINE_KEY", np.array([[self.engine_key]] * batch, dtype=object)),
             ]
         )
 

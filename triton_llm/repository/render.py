@@ -151,8 +151,12 @@ def plan_parameters(
     engine_dir: Path,
     tokenizer_dir: Path,
     checkpoint_dir: Path | None = None,
+    engine_key: str = "",
 ) -> dict[str, dict[str, str]]:
     """Template parameters for each model, from the engine config and serving settings.
+
+    ``engine_key`` is what postprocessing and the BLS return in every response's ``engine_key``
+    (empty when the engine has no store key, e.g. ``repo render --engine-dir``).
 
     Raises:
         IncompatibleError: the engine config lacks build_config limits, a cpu engine has no
@@ -205,6 +209,7 @@ def plan_parameters(
             "triton_max_batch_size": batch,
             "tokenizer_dir": tokenizer,
             "skip_special_tokens": "true",
+            "engine_key": engine_key,
             "postprocessing_instance_count": str(serving.postprocessing_instances),
         },
         "ensemble": {"triton_max_batch_size": batch},
@@ -213,6 +218,7 @@ def plan_parameters(
             "decoupled_mode": _b(serving.decoupled),
             "tokenizer_dir": tokenizer,
             "skip_special_tokens": "true",
+            "engine_key": engine_key,
             "bls_instance_count": "1",
         },
     }
@@ -307,6 +313,32 @@ def read_engine_config(engine_dir: Path) -> dict[str, Any]:
     return config
 
 
+def render_engine_files(
+    engine_dir: Path,
+    *,
+    serving: Serving,
+    tokenizer_dir: Path | None = None,
+    checkpoint_dir: Path | None = None,
+    engine_key: str = "",
+) -> dict[str, bytes]:
+    """Every file of the repository for the engine in ``engine_dir`` (see :func:`render_repository`).
+
+    Raises:
+        ConfigError, NotFoundError, IncompatibleError: see :func:`render_repository`.
+    """
+    engine_dir = engine_dir.resolve()
+    config = read_engine_config(engine_dir)
+    params = plan_parameters(
+        config,
+        serving=serving,
+        engine_dir=engine_dir,
+        tokenizer_dir=(tokenizer_dir or engine_dir / "tokenizer").resolve(),
+        checkpoint_dir=checkpoint_dir.resolve() if checkpoint_dir is not None else None,
+        engine_key=engine_key,
+    )
+    return render_files(params, cpu=is_cpu_engine(config))
+
+
 def render_repository(
     engine_dir: Path,
     *,
@@ -315,6 +347,7 @@ def render_repository(
     tokenizer_dir: Path | None = None,
     checkpoint_dir: Path | None = None,
     overwrite: bool = False,
+    engine_key: str = "",
 ) -> Path:
     """Render the repository for the engine in ``engine_dir`` into a fresh ``out`` directory.
 
@@ -325,6 +358,7 @@ def render_repository(
         tokenizer_dir: defaults to ``engine_dir / "tokenizer"``.
         checkpoint_dir: the TensorRT-LLM checkpoint a cpu engine serves.
         overwrite: replace an existing ``out``.
+        engine_key: the engine's store key, returned with every response (see :func:`plan_parameters`).
 
     Returns:
         ``out``.
@@ -333,16 +367,13 @@ def render_repository(
         ConfigError: ``out`` exists and is not empty, or a template problem.
         NotFoundError, IncompatibleError: see :func:`read_engine_config`, :func:`plan_parameters`.
     """
-    engine_dir = engine_dir.resolve()
-    config = read_engine_config(engine_dir)
-    params = plan_parameters(
-        config,
+    files = render_engine_files(
+        engine_dir,
         serving=serving,
-        engine_dir=engine_dir,
-        tokenizer_dir=(tokenizer_dir or engine_dir / "tokenizer").resolve(),
-        checkpoint_dir=checkpoint_dir.resolve() if checkpoint_dir is not None else None,
+        tokenizer_dir=tokenizer_dir,
+        checkpoint_dir=checkpoint_dir,
+        engine_key=engine_key,
     )
-    files = render_files(params, cpu=is_cpu_engine(config))
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise ConfigError(f"{out} exists and is not empty", path=str(out), hint="pass --force to replace it")
     tmp = out.parent / f".{out.name}.incomplete-{os.getpid()}"
@@ -375,10 +406,28 @@ class ServableEngine(Protocol):
     def checkpoint_dir(self) -> Path | None: ...
 
 
-def render_engine(engine: ServableEngine, out: Path, *, overwrite: bool = False) -> Path:
-    """Render the repository for ``engine`` (its serving settings, tokenizer and, for a cpu engine,
-    checkpoint) into ``out``: the one way ``serve``, ``launch``, ``repo render``, the tests and the
-    benchmarks turn an engine into a repository.
+def engine_files(engine: ServableEngine, *, engine_key: str = "") -> dict[str, bytes]:
+    """The repository files for ``engine`` (its serving settings, tokenizer and, for a cpu engine,
+    checkpoint), by relative path: the one way an engine becomes a repository's contents, written
+    as one directory by :func:`render_engine` or as a numbered version by ``repo update``.
+
+    Raises:
+        as :func:`render_engine_files`.
+    """
+    return render_engine_files(
+        engine.engine_dir,
+        serving=engine.serving,
+        tokenizer_dir=engine.tokenizer_dir,
+        checkpoint_dir=engine.checkpoint_dir,
+        engine_key=engine_key,
+    )
+
+
+def render_engine(
+    engine: ServableEngine, out: Path, *, overwrite: bool = False, engine_key: str = ""
+) -> Path:
+    """Render :func:`engine_files` into ``out``, a fresh directory (``repo render``, the tests and
+    the benchmarks).
 
     Raises:
         as :func:`render_repository`.
@@ -390,4 +439,5 @@ def render_engine(engine: ServableEngine, out: Path, *, overwrite: bool = False)
         tokenizer_dir=engine.tokenizer_dir,
         checkpoint_dir=engine.checkpoint_dir,
         overwrite=overwrite,
+        engine_key=engine_key,
     )

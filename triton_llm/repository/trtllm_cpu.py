@@ -241,7 +241,13 @@ class CpuLlmModel:
             return not stream.closed and bool(stream.request.is_cancelled())
 
     def _send(self, stream: _Stream, response: Any, *, final: bool) -> None:
-        """Send on a decoupled stream (nothing after the final response). Raises what the sender raises."""
+        """Send on a decoupled stream (nothing after the final response). Raises what the sender raises.
+
+        The stream counts as closed even when the final send raises: the python backend's sender
+        closes itself before it passes the response to the server, so a second final send could only
+        fail, and the server ends the request whenever the final flag reached it (python_backend r24.10
+        src/response_sender.cc UpdateStateAndCounters, src/python_be.cc ResponseSendDecoupled).
+        """
         with stream.lock:
             if stream.closed:
                 return
@@ -278,9 +284,6 @@ class CpuLlmModel:
             return  # finished or cancelled already
         self.loop.cancel(request_id)
         self._observe(stream)
-        if self.metrics is not None:
-            self.metrics.cancelled(reason)
-        self.pb.Logger.log_info(f"tensorrt_llm: request {request_id} cancelled by the client ({why})")
         if self.decoupled:
             with contextlib.suppress(Exception):  # nobody is listening any more
                 self._send(stream, None, final=True)
@@ -288,8 +291,35 @@ class CpuLlmModel:
             with stream.lock:
                 stream.closed, stream.final = True, _pb.error_response(self.pb, "request cancelled")
         stream.done.set()
+        if self.metrics is not None:
+            self.metrics.cancelled(reason)
+        self.pb.Logger.log_info(f"tensorrt_llm: request {request_id} cancelled by the client ({why})")
+
+    def _abandon(self, request_id: str, error: Exception) -> None:
+        """End a request whose event could not be handled: stop it, send the error as its final response."""
+        stream = self._take(request_id)
+        if stream is None:
+            return
+        self.loop.cancel(request_id)
+        response = _pb.error_response(self.pb, f"tensorrt_llm failed: {type(error).__name__}: {error}")
+        if self.decoupled:
+            with contextlib.suppress(Exception):  # _log_error below tells what matters
+                self._send(stream, response, final=True)
+        else:
+            with stream.lock:
+                stream.closed, stream.final = True, response
+        stream.done.set()
 
     def _on_event(self, event: Any) -> None:
+        """One runtime event. Whatever fails here, the request still ends with a final response:
+        a request Triton never sees end holds its model version, which then can never unload."""
+        try:
+            self._handle_event(event)
+        except Exception as e:
+            self._log_error(e)
+            self._abandon(event.request_id, e)
+
+    def _handle_event(self, event: Any) -> None:
         request_id = event.request_id
         with self._lock:
             stream = self._streams.get(request_id)

@@ -372,8 +372,8 @@ Usage: command: {{- include "triton-llm.memlockGuard" (dict "root" $ "command" $
 {{- end }}
 
 {{/*
-Directory the init container pulls the engine into: the cache entry `triton-llm repo render KEY` restores
-to (<cache>/entries/engine/<key>), so the render finds it verified in place and downloads nothing twice.
+Directory the init container pulls the engine into: the cache entry `triton-llm repo sync --key KEY` restores
+to (<cache>/entries/engine/<key>), so the sync finds it verified in place and downloads nothing twice.
 Usage: {{ include "triton-llm.engineDir" . }}
 */}}
 {{- define "triton-llm.engineDir" -}}
@@ -403,7 +403,7 @@ Usage: resources: {{- include "triton-llm.resources" . | trim | nindent 12 }}
 
 {{/*
 Container securityContext for a container kind:
-- init: the engine pull and render always run non-root with a read-only root filesystem;
+- init: the engine pull and repo sync always run non-root with a read-only root filesystem;
 - serving: every capability dropped; IPC_LOCK added back when the pod runs as root (RDMA and NCCL pin
   memory). A non-root process gets no effective capabilities from the container's add list, so IPC_LOCK would
   be inert there: non-root RDMA pods check RLIMIT_MEMLOCK instead (triton-llm.memlockGuard). Read-only root
@@ -566,11 +566,11 @@ spec:
         - {name: engine-cache, mountPath: {{ include "triton-llm.path" (list "cache") }}}
         - {name: tmp, mountPath: /tmp}
         - {name: home, mountPath: {{ include "triton-llm.path" (list "home") }}}
-    - name: repo-render
+    - name: repo-sync
       image: {{ include "triton-llm.image" $root }}
       imagePullPolicy: {{ $v.image.pullPolicy }}
       command:
-        {{- toYaml (list "triton-llm" "repo" "render" $key "--out" (include "triton-llm.path" (list "modelRepo")) "--store" $v.engine.store) | nindent 8 }}
+        {{- toYaml (list "triton-llm" "repo" "sync" "--key" $key "--repo" (include "triton-llm.path" (list "modelRepo")) "--store" $v.engine.store) | nindent 8 }}
       env:
         {{- include "triton-llm.commonEnv" (dict "root" $root "serving" false) | trim | nindent 8 }}
         {{- include "triton-llm.storeEnv" $root | trim | nindent 8 }}

@@ -20,6 +20,7 @@ from triton_llm.engine.backends.cpu_convert import (
 )
 from triton_llm.engine.model_info import ModelInfo, model_info_from_dir
 from triton_llm.engine.recipe import load_recipe, recipe_from_mapping
+from triton_llm.engine.steps import copy_tokenizer
 from triton_llm.runtime.checkpoint import dequantize, load_rank_weights, read_checkpoint_config
 
 CONFIG_KEYS = {
@@ -199,6 +200,7 @@ def test_run_plans_end_to_end_bf16(base: Path, tmp_path: Path) -> None:
     assert CpuBackend().check(recipe, model_info_from_dir(hf), []) == []
     backend = CpuBackend()
     run_actions(backend.plan_checkpoint(recipe, model_dir=hf, out_dir=tmp_path / "ckpt"), environ={})
+    copy_tokenizer(hf, tmp_path / "ckpt" / "tokenizer")  # the pipeline's step between the two stages
     run_actions(
         backend.plan_engine(
             recipe, checkpoint_dir=tmp_path / "ckpt", out_dir=tmp_path / "eng", gpu=None, checkpoint_key="abc"
@@ -211,6 +213,10 @@ def test_run_plans_end_to_end_bf16(base: Path, tmp_path: Path) -> None:
     assert engine["pretrained_config"]["dtype"] == "bfloat16"
     assert engine["build_config"]["max_batch_size"] == 2 and engine["build_config"]["max_seq_len"] == 128
     assert not list((tmp_path / "eng").glob("*.safetensors"))
+    # the engine stage records the golden answer `repo update` gates on: greedy ids of the fixed prompt
+    golden = json.loads((tmp_path / "eng" / "golden.json").read_text())
+    assert golden["prompt"] and golden["chat_template"] is True and len(golden["input_ids"]) > 5
+    assert 0 < len(golden["output_ids"]) <= golden["max_tokens"]
     assert read_checkpoint_config(tmp_path / "eng").num_layers == 30
     # the bf16 checkpoint serves: same next token as float32, logits within 10% of their range
     from triton_llm.runtime import Generator

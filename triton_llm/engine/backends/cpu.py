@@ -9,6 +9,7 @@ the checkpoint's rank files directly.
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,6 +29,16 @@ from triton_llm.engine.recipe import Recipe
 from triton_llm.errors import RecipeError
 
 SUPPORTED_DTYPES = ("float32", "bfloat16", "float16")
+
+
+def write_golden(**kwargs: Any) -> None:
+    """Record the engine's golden answer (``triton_llm.repository.golden.write_golden``).
+
+    The answer needs the serving side (the tokenizer's chat template and the CPU runtime), a layer
+    above the build, so it is imported when the step runs; tests/engine/backends/test_cpu.py builds
+    an engine and checks the recorded answer, so a rename there fails the tests.
+    """
+    importlib.import_module("triton_llm.repository.golden").write_golden(**kwargs)
 
 
 class CpuBackend:
@@ -135,7 +146,7 @@ class CpuBackend:
         gpu: GpuSku | None,
         checkpoint_key: str,
     ) -> list[Action]:
-        """One step writing the engine ``config.json``; the weights stay in the checkpoint."""
+        """Write the engine ``config.json`` (the weights stay in the checkpoint), then the golden answer."""
         b = recipe.build
         build_config = {
             "max_batch_size": b.max_batch_size,
@@ -158,5 +169,18 @@ class CpuBackend:
                     "checkpoint_key": checkpoint_key,
                     "runtime": runtime,
                 },
-            )
+            ),
+            # The answer `repo update` compares a new version's smoke prompt with (its store entry holds it).
+            Call(
+                f"record the golden answer of {recipe.name} (greedy, fixed prompt)",
+                write_golden,
+                {
+                    "checkpoint_dir": str(checkpoint_dir),
+                    "out_dir": str(out_dir),
+                    "chat_template": recipe.serving.chat_template,
+                    "max_input_len": b.max_input_len,
+                    "max_seq_len": b.max_seq_len,
+                    "world_size": recipe.parallelism.world_size,
+                },
+            ),
         ]
