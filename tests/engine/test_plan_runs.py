@@ -54,6 +54,7 @@ def test_dry_run_lists_exactly_the_steps_a_build_runs(tiny_model: Path, tmp_path
         "publish checkpoint",
         "call triton_llm.engine.steps.fresh_dir",
         "call triton_llm.engine.backends.cpu_convert.write_engine_config",
+        "call triton_llm.engine.backends.cpu.write_golden",
         "call triton_llm.engine.steps.copy_tokenizer",
         "call triton_llm.engine.steps.write_recipe",
         "publish engine",
