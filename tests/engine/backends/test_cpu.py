@@ -12,7 +12,7 @@ from safetensors import safe_open
 
 from tests.runtime._models import converted_dir, hf_model_dir
 from triton_llm.engine.backends.base import Call, run_actions
-from triton_llm.engine.backends.cpu import CpuBackend
+from triton_llm.engine.backends.cpu import CpuBackend, write_golden
 from triton_llm.engine.backends.cpu_convert import (
     convert_checkpoint,
     quantize_weight_only,
@@ -94,7 +94,8 @@ def test_plans_are_pure_json_and_importable(tmp_path: Path) -> None:
         recipe, checkpoint_dir=tmp_path / "ckpt", out_dir=tmp_path / "eng", gpu=None, checkpoint_key="k1"
     )
     assert not (tmp_path / "ckpt").exists() and not (tmp_path / "eng").exists()
-    assert [a.func for a in ck] == [convert_checkpoint] and [a.func for a in en] == [write_engine_config]
+    assert [a.func for a in ck] == [convert_checkpoint]
+    assert [a.func for a in en] == [write_engine_config, write_golden]
     for action in [*ck, *en]:
         assert isinstance(action, Call)
         json.dumps(dict(action.kwargs))
