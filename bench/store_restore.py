@@ -41,7 +41,7 @@ ACCESS, SECRET = "bench-access", "bench-secret"
 BUCKET, PREFIX = "bench", "store"
 RANDOM_KEY = "be0c4" * 12 + "abcd"
 COMMAND = ".venv/bin/python -m bench.store_restore"
-TOOLS = ("ours", "s5cmd", "awscli", "rclone")
+TOOLS = ("ours", "s5cmd", "awscli", "rclone", "unverified")
 
 
 def _free_port() -> int:
@@ -224,7 +224,9 @@ def _commands(entry: Entry, endpoint: str, dest: Path) -> dict[str, list[str]]:
         "s5cmd": [str(BIN / "s5cmd"), "--endpoint-url", endpoint, "cp", f"{src}/*", f"{dest}/"],
         "awscli": [str(BIN / "aws"), "s3", "cp", "--recursive", "--only-show-errors", f"{src}/", str(dest)],
         "rclone": [str(BIN / "rclone"), "copy", f"bench:{BUCKET}/{entry.data_prefix}", str(dest)],
-    }
+        "unverified": [sys.executable, "-m", "bench._pull_unverified", "engine", "pull", entry.key,
+                       "--dest", str(dest)],
+    }  # fmt: skip
 
 
 def _measure(entry: Entry, endpoint: str, env: dict[str, str], server_pid: int, reps: int) -> None:
@@ -289,8 +291,9 @@ def _report(entries: list[Entry], reps: int, load: tuple[float, float], startup:
         f"(concurrency {tr.max_concurrency}, buffer {tr.io_buffer_size // 1024} KiB, parts as published: "
         f"{tr.part_size // MiB} MiB): it reads the manifest and checks the sha256 of every byte while "
         "streaming. s5cmd = `s5cmd cp 's3://.../*' DIR/` with defaults; awscli = `aws s3 cp --recursive`; "
-        "rclone = `rclone copy`; they verify nothing. MB = 10^6 bytes; CPU is user+sys, start-up "
-        "included; server CPU is rclone's for that copy.",
+        "rclone = `rclone copy`; they verify nothing. **unverified** = ours with the sha256 skipped "
+        "(`bench/_pull_unverified.py`, bench only, not a mode of the product): what verification costs "
+        "here. MB = 10^6 bytes; CPU is user+sys, start-up included; server CPU is rclone's for that copy.",
         "",
         f"Verification is not free: sha256 (hashlib/OpenSSL) costs {_sha256_cpu_per_gb():.2f} CPU s per GB "
         "on this CPU, which the peers do not spend; the client and the server share the same 2 cores.",
@@ -316,6 +319,15 @@ def _report(entries: list[Entry], reps: int, load: tuple[float, float], startup:
                 f"- ours / {peer}: median of per-round ratios **{ratio:.2f}x** (goal >= {goal}), "
                 f"worst round {worst:.2f}x"
             )
+        unverified = e.runs["unverified"]
+        per_round = [p.wall / u.wall for u, p in zip(unverified, e.runs["s5cmd"], strict=True)]
+        hash_wall = statistics.median(o.wall - u.wall for o, u in zip(ours, unverified, strict=True))
+        hash_cpu = statistics.median(o.cpu - u.cpu for o, u in zip(ours, unverified, strict=True))
+        lines.append(
+            f"- unverified / s5cmd: median of per-round ratios **{statistics.median(per_round):.2f}x**; "
+            f"verifying costs ours {hash_wall:.2f} s of wall and {hash_cpu:.2f} client CPU s (medians of "
+            "per-round differences)"
+        )
         noop, noop_max = statistics.median(e.noop), max(e.noop)
         lines.append(
             "- no-op pull (already verified: manifest read + stat check), whole process: "
