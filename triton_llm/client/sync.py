@@ -118,7 +118,7 @@ class LLMClient:
                     result, error = responses.get(timeout=self.timeout)
                 except queue.Empty:
                     raise ClientError(
-                        f"no response from {self.model} within {self.timeout:.0f}s; request cancelled",
+                        f"no response from {self.model} within {self.timeout:g}s; request cancelled",
                         hint="raise the client timeout or check the server load",
                     ) from None
                 if error is not None:
