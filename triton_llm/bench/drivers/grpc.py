@@ -5,8 +5,9 @@ of the ensemble's input contract) and are serialized once per prompt; each send 
 message and sets a fresh request id (postprocessing keys its streaming state by it). Each
 response is timestamped first, then read for only its final flag, error and
 ``num_output_tokens``. No task is created per response: a timer handle per response enforces
-``timeout`` (``AsyncLLMClient`` wraps every response in ``asyncio.wait_for``, which costs a task
-each and showed as ~12 ms of added TTFT at concurrency 16 in bench/loadgen.py).
+``timeout`` (``asyncio.wait_for`` costs a task per response, which showed as ~12 ms of added TTFT
+at concurrency 16 in bench/loadgen.py). Unlike ``AsyncLLMClient``, it builds no ``Chunk`` and
+decodes no text.
 """
 
 from __future__ import annotations
