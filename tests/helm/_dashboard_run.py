@@ -43,6 +43,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.fixtures.processes import stop
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = REPO_ROOT / "helm" / "triton-llm" / "dashboards" / "triton-llm.json"
 PROMETHEUS = "/usr/bin/prometheus"
@@ -246,12 +248,7 @@ def prometheus(metrics_target: str, workdir: Path) -> Iterator[Prometheus]:
                 time.sleep(0.2)
         yield Prometheus(url)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, grace=30)
         log.close()
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests.fixtures.processes import stop
 from tests.helm._render import CHART_DIR, NAMESPACE, RELEASE, container, helm_template, pod_specs
 from triton_llm.cli import build_parser
 from triton_llm.rollout import ENGINE_KEY_ANNOTATION, PREVIOUS_KEY_ANNOTATION, lws_state
@@ -118,8 +119,7 @@ def test_the_rendered_frontend_command_serves_v1_models_in_front_of_a_real_trito
                 time.sleep(0.3)
         assert [m["id"] for m in models["data"]] == [RELEASE]
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        stop(proc, grace=30)
 
 
 # --- autoscaling ---------------------------------------------------------------------------------------

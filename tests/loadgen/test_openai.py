@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from tests.fixtures.processes import stop
 from triton_llm.cli import main
 from triton_llm.launch.tritonserver import free_port
 
@@ -66,12 +67,7 @@ def openai_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str
                 time.sleep(0.5)
         yield {"url": url, "model": str(model), "models": models, "tokenizer": str(model)}
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, grace=30)
         log.close()
 
 
